@@ -1,0 +1,165 @@
+"""Decode any image file into RGB 8-bit, or say exactly why it cannot be.
+
+The format is sniffed from the content, never the name. Handled: EXIF orientation, animated files
+(first frame), L / LA / P / PA / CMYK / RGBA (alpha composited on white) / 16-bit and 32-bit
+integer / float modes, a pixel cap against decompression bombs, and truncated or corrupt data.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+from .fileio import atomic_open
+
+DEFAULT_MAX_PIXELS = 80_000_000  # ~9000 x 9000: past this, decoding alone takes GBs of memory
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+STORE_AS_IS_FORMATS = {"JPEG": "jpg", "PNG": "png"}
+EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What was found in the file, beside the decoded pixels."""
+
+    format: str          # container format sniffed from the bytes: JPEG, PNG, GIF, ...
+    mode: str            # the file's own pixel mode: RGB, L, CMYK, RGBA, I;16, ...
+    width: int           # after EXIF orientation
+    height: int
+    frames: int
+    converted: bool      # the stored bytes decode to something other than these RGB pixels
+
+    @property
+    def extension(self) -> str | None:
+        """The extension to store the original bytes under, or None if they must be re-encoded."""
+        return None if self.converted else STORE_AS_IS_FORMATS.get(self.format)
+
+
+def is_image_name(name: str | os.PathLike) -> bool:
+    return str(name).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def decode_image(data: bytes, name: str = "<bytes>",
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, ImageInfo]:
+    """RGB image and what it came from; raises ImageError naming ``name`` and the reason."""
+    if len(data) == 0:
+        raise ImageError(f"{name}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageError(f"{name}: {width}x{height} is {width * height:,} pixels, over the "
+                                 f"cap of {max_pixels:,}; raise the pixel cap if you trust this file")
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
+                img.seek(0)
+            img.load()
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (content is not a known image format)") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name}: image is over the decompression-bomb limit; "
+                         "raise the pixel cap if you trust this file") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{name}: truncated or corrupt image data ({e})") from None
+
+    fmt, mode = img.format or "unknown", img.mode
+    orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+    try:
+        if orientation not in (1, None):
+            img = ImageOps.exif_transpose(img)
+        rgb = to_rgb(img)
+    except (OSError, ValueError) as e:
+        raise ImageError(f"{name}: cannot convert {mode} pixels to RGB ({e})") from None
+    converted = mode != "RGB" or orientation not in (1, None) or frames > 1 or fmt not in STORE_AS_IS_FORMATS
+    info = ImageInfo(format=fmt, mode=mode, width=rgb.width, height=rgb.height, frames=frames,
+                     converted=converted)
+    return rgb, info
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """The file at ``path`` as an RGB image; ImageError if it cannot be read or decoded."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not an image file") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
+    return decode_image(data, str(path), max_pixels)[0]
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit RGB; transparency is composited on white."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit data (PNG/TIFF); "I" is how Pillow opens most 16-bit greyscale files
+        arr = np.asarray(img, dtype=np.int64)
+        arr8 = np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, "L").convert("RGB")
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 255.0 if arr.size and float(np.nanmax(arr)) <= 1.0 else 1.0
+        arr8 = np.clip(np.rint(np.nan_to_num(arr) * scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode == "1":
+        return img.convert("L").convert("RGB")
+    return img.convert("RGB")  # L, P, CMYK, YCbCr, LAB, HSV
+
+
+def encode_png(img: Image.Image) -> bytes:
+    """Lossless, metadata-free PNG bytes (deterministic for equal pixels)."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def save_image(img: Image.Image, path: str | os.PathLike, **params) -> None:
+    """Save atomically (temp + rename); the format follows the extension."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"{path}: unknown image extension {path.suffix!r}; use .png or .jpg")
+    with atomic_open(path, "wb") as f:
+        img.save(f, format=fmt, **params)
+
+
+def to_tensor(img: Image.Image):
+    """RGB image → float tensor (3, H, W) in [-1, 1], the generators' range."""
+    import torch
+
+    arr = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def from_tensor(x) -> Image.Image:
+    """(3, H, W) tensor in [-1, 1] → RGB image."""
+    arr = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+def find_images(root: str | os.PathLike) -> list[Path]:
+    """Every file under ``root`` (recursive) with an image extension, any case, sorted."""
+    root = Path(root)
+    if not root.exists():
+        raise ImageError(f"{root}: no such folder")
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.is_file() and is_image_name(p.name))
