@@ -323,3 +323,35 @@ class SynthConfig:
     n_test: int = setting(8, "test images per domain")
     size: int = setting(64, "image side in pixels")
     seed: int = setting(0, "dataset seed (same seed, same bytes)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardConfig:
+    """``data_prep/shard.py``: images → validated WebDataset shards."""
+
+    input: str = setting("", "dataset folder or .zip in the original layout (trainA trainB testA testB)")
+    out: str = setting("", "output folder or fsspec URL, e.g. data/shards/monet2photo or s3://bucket/x")
+    a: str = setting("", "your own domain-A training folder (instead of INPUT)")
+    b: str = setting("", "your own domain-B training folder (instead of INPUT)")
+    test_a: str = setting("", "optional domain-A test folder (with --a/--b)")
+    test_b: str = setting("", "optional domain-B test folder (with --a/--b)")
+    samples_per_shard: int = setting(64, "images per shard (need at least ranks x workers shards per domain)")
+    max_shard_bytes: int = setting(0, "also start a new shard past this many source bytes (0: no limit)")
+    max_side: int = setting(0, "downscale so the longer side is at most this many pixels (0: keep)")
+    max_pixels: int = setting(80_000_000, "refuse images with more pixels than this (decompression bombs)")
+    workers: int = setting(1, "processes writing shards in parallel")
+    job_index: int = setting(0, "this job's index in an array of num_jobs (SLURM_ARRAY_TASK_ID)")
+    num_jobs: int = setting(1, "jobs sharing the work; the manifest is written by a final run with 1 job")
+    manifest_only: bool = setting(False, "write nothing but check all shards and write the manifest")
+
+
+@dataclasses.dataclass(frozen=True)
+class DownloadConfig:
+    """``data_prep/download.py``: fetch and extract an original CycleGAN dataset."""
+
+    name: str = setting("monet2photo", "dataset: monet2photo, cezanne2photo, ukiyoe2photo, vangogh2photo, ...")
+    dest: str = setting("data/raw", "folder to put {name}.zip and the extracted {name}/ in")
+    url: str = setting("", "download from this URL instead of the official one (a mirror)")
+    from_path: str = setting("", "use this local zip or folder instead of downloading (alias: --from)")
+    retries: int = setting(3, "retries after a failed transfer (with backoff), resuming each time")
+    keep_zip: bool = setting(True, "keep the zip after extracting it")

@@ -32,3 +32,17 @@ def assert_one_error_line(proc: subprocess.CompletedProcess, *needles: str) -> s
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+def make_synth(root: Path, n_train: int, n_test: int = 2, size: int = 32, seed: int = 0) -> Path:
+    from brushwork import synth
+
+    synth.write_dataset(root, n_train=n_train, n_test=n_test, size=size, seed=seed)
+    return root
+
+
+def digest_tree(root: Path, pattern: str = "*") -> dict[str, str]:
+    import hashlib
+
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob(pattern)) if p.is_file()}

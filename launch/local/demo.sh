@@ -13,6 +13,11 @@ step "1. Sample data: bundled real images + a synthetic dataset with a known map
 "$PY" data_prep/synth.py --out "$OUT/synth" --n_train 16 --n_test 4 --size 64 --seed 0
 "$PY" data_prep/check_images.py data_prep/samples "$OUT/synth"
 
+step "2. Shards: validate and pack both datasets into WebDataset tars"
+"$PY" data_prep/shard.py data_prep/samples/monet2photo --out "$OUT/shards/monet2photo" --samples_per_shard 4
+"$PY" data_prep/shard.py "$OUT/synth" --out "$OUT/shards/synth" --samples_per_shard 2
+
 step "Done. Outputs:"
 echo "  real samples (validated):   data_prep/samples  (sources: data_prep/samples/SOURCES.md)"
 echo "  synthetic dataset:          $OUT/synth"
+echo "  shards + manifests:         $OUT/shards/monet2photo, $OUT/shards/synth"

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Validate images and write them into WebDataset shards with a manifest.
+
+Input is a dataset folder or .zip in the original CycleGAN layout (trainA trainB testA testB), or
+two folders of your own images with --a DIR --b DIR. Every image goes through the validator: bad
+files are listed in OUT/rejected.jsonl with the reason and never stop the job. Shards are written
+atomically (*.tar.tmp, then rename); a rerun finishes only what is missing, and two runs on the same
+input give byte-identical shards.
+
+Job arrays: run with --job_index i --num_jobs n (jobs 0..n-1 write disjoint shards), then run the
+same command once without them (or with --manifest_only) to check every shard and write the manifest.
+
+examples:
+  python data_prep/shard.py data/raw/monet2photo --out data/shards/monet2photo
+  python data_prep/shard.py --a my/paintings --b my/photos --out data/shards/mine --max_side 512
+"""
+
+import sys
+
+from tqdm import tqdm
+
+from brushwork import cli, config, shards
+from brushwork.errors import BrushworkError
+
+
+def main(*inputs, **flags):
+    if len(inputs) > 1:
+        raise BrushworkError(f"give one input folder or zip, got {len(inputs)}: {' '.join(map(str, inputs))}")
+    if inputs:
+        flags["input"] = str(inputs[0])
+    cfg = config.load_config(config.ShardConfig, None, flags)
+    if not cfg.out:
+        raise BrushworkError("--out is required (e.g. --out data/shards/monet2photo)")
+    if cfg.input and (cfg.a or cfg.b):
+        raise BrushworkError("give either INPUT or --a/--b, not both")
+    if cfg.input:
+        sources = shards.sources_from_layout(cfg.input)
+        origin = shards.source_record(cfg.input, cfg.input)
+    elif cfg.a and cfg.b:
+        sources = shards.sources_from_folders(cfg.a, cfg.b, cfg.test_a, cfg.test_b)
+        origin = shards.source_record(f"--a {cfg.a} --b {cfg.b}")
+    else:
+        raise BrushworkError("no input: give a dataset folder/zip, or both --a DIR and --b DIR")
+    for domain in "AB":
+        if not any(s.split == "train" and s.domain == domain for s in sources):
+            raise BrushworkError(f"{cfg.input or cfg.a}: no train{domain} images found; nothing to shard")
+
+    plans = shards.plan_shards(sources, cfg.samples_per_shard, cfg.max_shard_bytes)
+    opts = shards.ShardOptions(max_side=cfg.max_side, max_pixels=cfg.max_pixels)
+    mine = shards.job_shards(plans, cfg.job_index, cfg.num_jobs)
+    if not cfg.manifest_only:
+        total = sum(len(p.sources) for p in mine)
+        with tqdm(total=total, desc="shard", unit="img", disable=None) as bar:
+            written, skipped = shards.write_shards(mine, cfg.out, opts, cfg.workers, bar.update)
+        print(f"{cfg.out}: wrote {written} shard(s), {skipped} already complete "
+              f"(job {cfg.job_index} of {cfg.num_jobs}, {len(mine)} of {len(plans)} shards)")
+    if cfg.num_jobs > 1 and not cfg.manifest_only:
+        print("run the same command once more without --job_index/--num_jobs to write the manifest")
+        return 0
+    manifest = shards.write_manifest(plans, cfg.out, origin)
+    fs_text = config.to_toml(cfg)
+    shards.write_atomic(*_fs(cfg.out, "shard_config.toml"), fs_text.encode())
+    counts = "; ".join(f"{split} " + ", ".join(f"{d} {v['samples']}" for d, v in sorted(doms.items()))
+                       for split, doms in sorted(manifest["splits"].items(), key=lambda kv: kv[0] != "train"))
+    print(f"{cfg.out}: {len(manifest['shards'])} shards ({counts}); {manifest['converted']} converted; "
+          f"{manifest['rejected']} rejected" + (f" (listed in {cfg.out}/rejected.jsonl)" if manifest["rejected"] else ""))
+    return 0
+
+
+def _fs(out, name):
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(out)
+    return fs, f"{root}/{name}"
+
+
+def help_text():
+    return __doc__ + "\nflags:\n" + config.describe(config.ShardConfig)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, help_text=help_text))

@@ -1,0 +1,141 @@
+"""data_prep/download.py against a local HTTP server: download, resume, checksum, extraction, failures."""
+
+import http.server
+import json
+import re
+import socket
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from brushwork.shards import file_sha256
+
+from conftest import assert_one_error_line, make_synth, run_script
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with Range support; records how many body bytes it sent."""
+
+    sent = 0
+    ranges = True
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        match = re.match(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        if match and type(self).ranges:
+            start = int(match.group(1))
+            end = int(match.group(2)) if match.group(2) else len(data) - 1
+            body = data[start:end + 1]
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{start + len(body) - 1}/{len(data)}")
+        else:
+            body = data
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes" if type(self).ranges else "none")
+        self.end_headers()
+        self.wfile.write(body)
+        type(self).sent += len(body)
+
+    def do_HEAD(self):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(path.stat().st_size))
+        self.end_headers()
+
+
+@pytest.fixture
+def server(tmp_path):
+    served = tmp_path / "www"
+    src = make_synth(tmp_path / "src", 3, n_test=1)
+    served.mkdir()
+    with zipfile.ZipFile(served / "tiny2photo.zip", "w") as zf:
+        for p in sorted(src.rglob("*.png")):
+            zf.write(p, f"tiny2photo/{p.relative_to(src).as_posix()}")
+    handler = type("Handler", (RangeHandler,), {"sent": 0, "ranges": True})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                            lambda *a, **k: handler(*a, directory=str(served), **k))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", served / "tiny2photo.zip", handler
+    httpd.shutdown()
+
+
+def test_download_extract_and_record_checksum(tmp_path, server):
+    base, zpath, _ = server
+    dest = tmp_path / "raw"
+    proc = run_script("data_prep/download.py", "monet2photo", "--dest", dest, "--url", f"{base}/tiny2photo.zip")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (dest / "monet2photo").iterdir()) == ["testA", "testB", "trainA", "trainB"]
+    assert (dest / "monet2photo.zip").read_bytes() == zpath.read_bytes()
+    record = json.loads((dest / "monet2photo.source.json").read_text())
+    assert record["sha256"] == file_sha256(zpath) and record["url"].endswith("tiny2photo.zip")
+    # the checksum travels into the shard manifest
+    assert run_script("data_prep/shard.py", dest / "monet2photo", "--out", tmp_path / "shards").returncode == 0
+    manifest = json.loads((tmp_path / "shards" / "manifest.json").read_text())
+    assert manifest["source"]["sha256"] == record["sha256"] and manifest["source"]["url"] == record["url"]
+
+
+def test_partial_download_resumes_with_range_requests(tmp_path, server):
+    base, zpath, handler = server
+    dest = tmp_path / "raw"
+    dest.mkdir()
+    data = zpath.read_bytes()
+    (dest / "monet2photo.zip.part").write_bytes(data[: len(data) // 2])
+    proc = run_script("data_prep/download.py", "monet2photo", "--dest", dest, "--url", f"{base}/tiny2photo.zip")
+    assert proc.returncode == 0, proc.stderr
+    assert (dest / "monet2photo.zip").read_bytes() == data
+    assert handler.sent == len(data) - len(data) // 2  # only the missing half crossed the wire
+    assert not (dest / "monet2photo.zip.part").exists()
+
+
+def test_server_without_ranges_restarts_cleanly(tmp_path, server):
+    base, zpath, handler = server
+    handler.ranges = False
+    dest = tmp_path / "raw"
+    dest.mkdir()
+    (dest / "monet2photo.zip.part").write_bytes(b"stale partial bytes")
+    proc = run_script("data_prep/download.py", "monet2photo", "--dest", dest, "--url", f"{base}/tiny2photo.zip")
+    assert proc.returncode == 0, proc.stderr
+    assert (dest / "monet2photo.zip").read_bytes() == zpath.read_bytes()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_server_names_url_and_alternative(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/monet2photo.zip"
+    proc = run_script("data_prep/download.py", "monet2photo", "--dest", tmp_path, "--url", url, "--retries", 1)
+    line = assert_one_error_line(proc, f"cannot download {url}", "--from PATH_TO_ZIP_OR_DIR")
+    assert proc.returncode == 1 and len(line) < 400
+
+
+def test_not_found_and_unknown_name(tmp_path, server):
+    base, _, _ = server
+    proc = run_script("data_prep/download.py", "monet2photo", "--dest", tmp_path, "--url", f"{base}/nope.zip")
+    assert_one_error_line(proc, "nope.zip: not found on the server (404)")
+    proc = run_script("data_prep/download.py", "picasso2photo", "--dest", tmp_path)
+    assert_one_error_line(proc, "unknown dataset 'picasso2photo'; known: monet2photo, cezanne2photo")
+
+
+def test_from_local_zip(tmp_path, server):
+    _, zpath, _ = server
+    proc = run_script("data_prep/download.py", "ukiyoe2photo", "--from", zpath, "--dest", tmp_path / "raw")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "raw" / "ukiyoe2photo" / "trainA" / "000000.png").is_file()
+    assert json.loads((tmp_path / "raw" / "ukiyoe2photo.source.json").read_text())["sha256"] == file_sha256(zpath)

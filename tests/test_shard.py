@@ -1,0 +1,229 @@
+"""data_prep/shard.py: validation, determinism, atomic resumable writes, job arrays, fsspec outputs."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+
+import fsspec
+import numpy as np
+import pytest
+from PIL import Image
+
+from brushwork import shards
+from brushwork.errors import BrushworkError
+
+from conftest import REPO, SAMPLES, assert_one_error_line, digest_tree, make_synth, run_script
+
+
+def outputs(root):
+    """Digest of everything a shard job writes except its own resolved config (which names --out)."""
+    return {k: v for k, v in digest_tree(root).items() if k != "shard_config.toml"}
+
+
+def tar_members(path):
+    with tarfile.open(path) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+
+
+def test_original_layout_keeps_bytes_and_writes_manifest(tmp_path):
+    out = tmp_path / "shards"
+    proc = run_script("data_prep/shard.py", SAMPLES / "monet2photo", "--out", out, "--samples_per_shard", 8)
+    assert proc.returncode == 0, proc.stderr
+    assert "train A 20, B 20; test A 4, B 4" in proc.stdout and "0 rejected" in proc.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"] == {"train": {"A": {"samples": 20, "shards": 3}, "B": {"samples": 20, "shards": 3}},
+                                  "test": {"A": {"samples": 4, "shards": 1}, "B": {"samples": 4, "shards": 1}}}
+    assert [s["name"] for s in manifest["shards"]][:4] == ["train/A-000000.tar", "train/A-000001.tar",
+                                                            "train/A-000002.tar", "train/B-000000.tar"]
+    first = sorted((SAMPLES / "monet2photo" / "trainA").iterdir())[0]
+    members = tar_members(out / "train" / "A-000000.tar")
+    key = "trainA__" + first.stem
+    assert members[f"{key}.jpg"] == first.read_bytes()  # not re-encoded
+    meta = json.loads(members[f"{key}.json"])
+    assert meta == {"source": f"trainA/{first.name}", "width": 256, "height": 256, "mode": "RGB",
+                    "format": "JPEG", "converted": False}
+    for s in manifest["shards"]:
+        data = (out / s["name"]).read_bytes()
+        assert s["bytes"] == len(data) and shards.count_tar_samples(data) == s["samples"]
+    assert (out / "rejected.jsonl").read_text() == ""
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_two_runs_are_byte_identical(tmp_path):
+    src = make_synth(tmp_path / "src", 6)
+    for name in ("one", "two"):
+        assert run_script("data_prep/shard.py", src, "--out", tmp_path / name / "ds", "--samples_per_shard", 4,
+                          "--workers", 2).returncode == 0
+    assert outputs(tmp_path / "one" / "ds") == outputs(tmp_path / "two" / "ds")
+
+
+def bad_input_folder(root):
+    root.mkdir(parents=True)
+    good = Image.fromarray(np.full((20, 30, 3), 100, np.uint8))
+    good.save(root / "good.JPG", quality=90)
+    jpeg = io.BytesIO()
+    Image.effect_noise((64, 64), 50).convert("RGB").save(jpeg, "JPEG")
+    (root / "truncated.jpg").write_bytes(jpeg.getvalue()[:300])
+    (root / "empty.png").write_bytes(b"")
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(root / "cmyk.jpg")
+    Image.fromarray(np.full((8, 8), 65535, np.uint16)).save(root / "deep.png")
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(root / "alpha.png")
+    (root / "sub").mkdir()
+    (root / "sub" / "readme.jpg").write_text("not an image")
+    return root
+
+
+def test_bad_files_are_listed_and_good_ones_converted(tmp_path):
+    a = bad_input_folder(tmp_path / "a")
+    b = make_synth(tmp_path / "synth", 2) / "trainB"
+    out = tmp_path / "out"
+    proc = run_script("data_prep/shard.py", "--a", a, "--b", b, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "train A 4, B 2" in proc.stdout and "3 converted; 3 rejected" in proc.stdout
+    rejected = [json.loads(l) for l in (out / "rejected.jsonl").read_text().splitlines()]
+    reasons = {r["source"]: r["reason"] for r in rejected}
+    assert set(reasons) == {"trainA/empty.png", "trainA/sub/readme.jpg", "trainA/truncated.jpg"}
+    assert "empty file" in reasons["trainA/empty.png"] and "not an image" in reasons["trainA/sub/readme.jpg"]
+    assert "truncated" in reasons["trainA/truncated.jpg"]
+    members = tar_members(out / "train" / "A-000000.tar")
+    metas = {json.loads(v)["source"]: json.loads(v) for k, v in members.items() if k.endswith(".json")}
+    assert metas["trainA/cmyk.jpg"]["mode"] == "CMYK" and metas["trainA/cmyk.jpg"]["converted"]
+    assert metas["trainA/good.JPG"]["converted"] is False
+    alpha = Image.open(io.BytesIO(members["trainA__alpha.png"]))
+    assert alpha.mode == "RGB" and alpha.getpixel((0, 0)) == (255, 255, 255)
+    deep = Image.open(io.BytesIO(members["trainA__deep.png"]))
+    assert deep.mode == "RGB" and deep.getpixel((0, 0)) == (255, 255, 255)
+    assert Image.open(io.BytesIO(members["trainA__cmyk.jpg"])).mode == "RGB"
+
+
+def test_empty_or_missing_input_is_one_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    b = make_synth(tmp_path / "s", 2) / "trainB"
+    proc = run_script("data_prep/shard.py", "--a", tmp_path / "empty", "--b", b, "--out", tmp_path / "o")
+    assert_one_error_line(proc, "empty", "no image files found")
+    proc = run_script("data_prep/shard.py", tmp_path / "missing", "--out", tmp_path / "o")
+    assert_one_error_line(proc, "missing: no such file or folder")
+    proc = run_script("data_prep/shard.py", tmp_path / "empty", "--out", tmp_path / "o")
+    assert_one_error_line(proc, "expected trainA/ trainB/")
+    proc = run_script("data_prep/shard.py", SAMPLES / "monet2photo")
+    assert_one_error_line(proc, "--out is required")
+    proc = run_script("data_prep/shard.py", SAMPLES / "monet2photo", "--out", tmp_path / "o", "--samples-per-shard", "x")
+    assert_one_error_line(proc, "--samples_per_shard expects an integer, got 'x'")
+
+
+def test_kill_and_rerun_gives_the_uninterrupted_result(tmp_path):
+    src = make_synth(tmp_path / "src", 40, n_test=4, size=96)
+    args = [sys.executable, str(REPO / "data_prep/shard.py"), str(src), "--samples_per_shard", "1"]
+    assert subprocess.run(args + ["--out", str(tmp_path / "whole" / "ds")], capture_output=True).returncode == 0
+    killed = tmp_path / "killed" / "ds"
+    for _attempt in range(5):
+        proc = subprocess.Popen(args + ["--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline and len(list((killed / "train").glob("*.tar"))) < 5:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        done = len(list((killed / "train").glob("*.tar")))
+        if not (killed / "manifest.json").exists() and done < 80:
+            break
+    else:
+        pytest.fail("the shard job always finished before it could be killed")
+    assert 5 <= done < 80
+    proc = subprocess.run(args + ["--out", str(killed)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{done} already complete" in proc.stdout
+    assert not list(killed.rglob("*.tmp"))
+    assert outputs(killed) == outputs(tmp_path / "whole" / "ds")
+
+
+def test_job_array_union_equals_single_job(tmp_path):
+    src = make_synth(tmp_path / "src", 7, n_test=3)
+    common = [src, "--samples_per_shard", 2]
+    assert run_script("data_prep/shard.py", *common, "--out", tmp_path / "single" / "ds").returncode == 0
+    array = tmp_path / "array" / "ds"
+    seen: set = set()
+    for i in range(3):
+        proc = run_script("data_prep/shard.py", *common, "--out", array, "--job_index", i, "--num_jobs", 3)
+        assert proc.returncode == 0, proc.stderr
+        now = {p.relative_to(array).as_posix() for p in array.rglob("*.tar")}
+        assert now - seen, f"job {i} wrote nothing"
+        seen = now
+        assert not (array / "manifest.json").exists()
+    assert len(seen) == 12  # train 4+4, test 2+2 shards, each written by exactly one job
+    proc = run_script("data_prep/shard.py", *common, "--out", array, "--manifest_only")
+    assert proc.returncode == 0, proc.stderr
+    assert outputs(array) == outputs(tmp_path / "single" / "ds")
+
+
+def test_manifest_refuses_missing_or_tampered_shards(tmp_path):
+    src = make_synth(tmp_path / "src", 4)
+    out = tmp_path / "out"
+    proc = run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 2, "--job_index", 0, "--num_jobs", 2)
+    assert proc.returncode == 0
+    proc = run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 2, "--manifest_only")
+    assert_one_error_line(proc, "shard(s) not written yet")
+    assert run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 2).returncode == 0
+    (out / "train" / "A-000000.tar").write_bytes(b"garbage")
+    proc = run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 2, "--manifest_only")
+    assert_one_error_line(proc, "train/A-000000.tar: contents do not match", "delete it and rerun")
+
+
+def test_zip_input_and_file_url_output(tmp_path):
+    src = make_synth(tmp_path / "src", 3)
+    zpath = tmp_path / "synth2photo.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for p in sorted(src.rglob("*.png")):
+            zf.write(p, f"synth2photo/{p.relative_to(src).as_posix()}")
+    proc = run_script("data_prep/shard.py", zpath, "--out", f"file://{tmp_path}/zipped")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "zipped" / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["A"]["samples"] == 3
+    assert manifest["source"]["sha256"] == shards.file_sha256(zpath)
+    assert run_script("data_prep/shard.py", src, "--out", tmp_path / "plain").returncode == 0
+    tars = lambda root: {k: v for k, v in digest_tree(root, "*.tar").items()}
+    assert tars(tmp_path / "zipped") == tars(tmp_path / "plain")  # same samples whether zipped or not
+
+
+def test_memory_filesystem_output(tmp_path):
+    src = make_synth(tmp_path / "src", 3)
+    plans = shards.plan_shards(shards.sources_from_layout(src), samples_per_shard=2)
+    out = "memory://brushwork-test/ds"
+    written, skipped = shards.write_shards(plans, out, shards.ShardOptions())
+    assert (written, skipped) == (len(plans), 0)
+    assert shards.write_shards(plans, out, shards.ShardOptions()) == (0, len(plans))
+    manifest = shards.write_manifest(plans, out, {"input": "test"})
+    fs = fsspec.filesystem("memory")
+    assert fs.exists("/brushwork-test/ds/train/A-000001.tar")
+    assert not [p for p in fs.find("/brushwork-test/ds") if p.endswith(".tmp")]
+    assert manifest["splits"]["train"]["B"] == {"samples": 3, "shards": 2}
+    assert shards.shard_urls(out, manifest, "train", "A")[0] == "memory://brushwork-test/ds/train/A-000000.tar"
+
+
+def test_max_side_downscales_only(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    Image.new("RGB", (400, 200), (10, 20, 30)).save(a / "big.png")
+    Image.new("RGB", (50, 40), (10, 20, 30)).save(a / "small.png")
+    Image.new("RGB", (50, 40)).save(b / "x.png")
+    assert run_script("data_prep/shard.py", "--a", a, "--b", b, "--out", tmp_path / "o", "--max_side", 100).returncode == 0
+    members = tar_members(tmp_path / "o" / "train" / "A-000000.tar")
+    assert Image.open(io.BytesIO(members["trainA__big.png"])).size == (100, 50)
+    assert members["trainA__small.png"] == (a / "small.png").read_bytes()
+
+
+def test_plan_respects_sample_and_byte_limits():
+    srcs = [shards.Source("train", "A", f"trainA/{i:02d}.jpg", f"/x/{i}", 100) for i in range(10)]
+    by_count = shards.plan_shards(srcs, samples_per_shard=4)
+    assert [len(p.sources) for p in by_count] == [4, 4, 2]
+    by_bytes = shards.plan_shards(srcs, samples_per_shard=100, max_shard_bytes=350)
+    assert [len(p.sources) for p in by_bytes] == [3, 3, 3, 1]
+    jobs = [shards.job_shards(by_bytes, i, 3) for i in range(3)]
+    assert sorted(p.index for j in jobs for p in j) == [0, 1, 2, 3]
+    with pytest.raises(BrushworkError, match="job_index must be in 0..2"):
+        shards.job_shards(by_bytes, 3, 3)
