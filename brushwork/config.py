@@ -312,6 +312,9 @@ class CycleGANConfig:
     mixed_precision: str = setting("no", "autocast dtype; bf16/fp16 pay off on GPUs only",
                                    choices=("no", "bf16", "fp16"))
     seed: int = setting(0, "seed for init, data order and augmentation")
+    deterministic: bool = setting(False, "deterministic kernels (exact resume on GPU; slower)")
+    vgg_weights: str = setting("", "VGG-19 weights for the perceptual loss (default: torch hub cache)")
+    random_vgg: bool = setting(False, "random VGG-19 for the perceptual loss (tests only)")
 
 
 @dataclasses.dataclass(frozen=True)

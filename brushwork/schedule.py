@@ -1,0 +1,23 @@
+"""The original learning-rate schedule, driven by images seen so that every rank agrees on it.
+
+The original steps a LambdaLR once per epoch: during (0-based) epoch e the factor is
+``1 - max(0, e + 1 - n_epochs) / (n_epochs_decay + 1)``. Here e is derived from the global count of
+training images consumed, which is the same on every rank and survives a change of world size.
+"""
+
+
+def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
+    """The original ``lambda_rule`` (epoch_count = 1): constant, then linear decay towards zero."""
+    return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+
+
+def epoch_of(images_seen: int, epoch_images: int) -> int:
+    return images_seen // max(1, epoch_images)
+
+
+def learning_rate(base_lr: float, images_seen: int, epoch_images: int, n_epochs: int, n_epochs_decay: int) -> float:
+    return base_lr * lr_factor(epoch_of(images_seen, epoch_images), n_epochs, n_epochs_decay)
+
+
+def total_images(epoch_images: int, n_epochs: int, n_epochs_decay: int) -> int:
+    return epoch_images * (n_epochs + n_epochs_decay)

@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""Train CycleGAN (photo <-> painting) with DDP on any number of CPUs, GPUs or nodes.
+
+  accelerate launch train/cyclegan.py --domain monet             # data/shards/monet2photo -> runs/cyclegan-monet
+  accelerate launch train/cyclegan.py --domain monet --resume auto
+  accelerate launch train/cyclegan.py --data data/shards/mine --run_dir runs/mine
+  tensorboard --logdir runs
+
+--domain picks the preset configs/cyclegan/{domain}.toml (the paper's settings); --preset PATH
+uses another TOML file; any flag below overrides it. The run dir receives config.toml, tb/
+(TensorBoard), samples/, checkpoints/step_N/ (+ latest) and export/ (the generators alone).
+SIGTERM or SIGUSR1 (cluster preemption) saves a checkpoint and exits 0; --resume auto continues
+exactly where it stopped, also with another number of processes (the LR follows images seen).
+On a CPU-only machine: accelerate launch --multi_gpu --num_processes 2 ... gives 2 gloo ranks.
+"""
+
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from brushwork import checkpoint, cli, config, data, losses, schedule
+from brushwork.config import CycleGANConfig
+from brushwork.errors import BrushworkError, ConfigError
+from brushwork.grids import labelled_grid, tensor_grid
+from brushwork.networks import NLayerDiscriminator, ResnetGenerator, init_weights
+from brushwork.pool import ImagePool
+
+ARCH_FIELDS = ("ngf", "ndf", "n_blocks", "n_layers_d")
+LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
+
+
+def resolve_config(flags: dict) -> CycleGANConfig:
+    preset = flags.pop("preset", None)
+    domain = str(flags.get("domain", "monet"))
+    if preset is None:
+        known = (config.CONFIG_ROOT / "cyclegan" / f"{domain}.toml").is_file()
+        preset = domain if known else "base"
+    cfg = config.load_config(CycleGANConfig, preset, flags, tool="cyclegan")
+    return config.dataclasses.replace(
+        cfg, data=cfg.data or f"data/shards/{cfg.domain}2photo", run_dir=cfg.run_dir or f"runs/cyclegan-{cfg.domain}")
+
+
+def build_networks(cfg: CycleGANConfig) -> dict:
+    torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0's weights)
+    nets = {"G_A": ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks), "G_B": ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks),
+            "D_A": NLayerDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d),
+            "D_B": NLayerDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d)}
+    for net in nets.values():
+        init_weights(net, cfg.init_type, cfg.init_gain)
+    return nets
+
+
+def fingerprint(net: torch.nn.Module) -> torch.Tensor:
+    """(Σw, Σw²) over all parameters in float64: equal on every rank iff DDP kept them in sync."""
+    with torch.no_grad():
+        flat = torch.cat([p.detach().double().flatten() for p in net.parameters()])
+        return torch.stack([flat.sum(), flat.square().sum()]).cpu()
+
+
+def perceptual_features(cfg: CycleGANConfig, device):
+    if cfg.lambda_perceptual <= 0:
+        return None
+    from brushwork import vgg
+
+    state = vgg.load_state(cfg.vgg_weights or None, random_init=cfg.random_vgg, seed=cfg.seed)
+    return vgg.VGGFeatures(["relu1_2", "relu2_2", "relu3_3"], state).to(device).eval()
+
+
+def main(**flags):
+    cfg = resolve_config(flags)
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    on_gpu = torch.cuda.is_available()
+    if cfg.mixed_precision == "fp16" and not on_gpu:
+        raise ConfigError("--mixed_precision fp16 needs a GPU; use no (or bf16, which is emulated and slow on CPU)")
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    run_dir = Path(cfg.run_dir)
+    accelerator = Accelerator(cpu=not on_gpu, mixed_precision=cfg.mixed_precision, log_with="tensorboard",
+                              project_dir=str(run_dir))
+    rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
+    say = accelerator.print
+    barrier = accelerator.wait_for_everyone
+    arch = {k: getattr(cfg, k) for k in ARCH_FIELDS}
+
+    # ---- data ------------------------------------------------------------------------------
+    ckpt_path = checkpoint.resolve(run_dir, cfg.resume)
+    state = checkpoint.load(ckpt_path, rank) if ckpt_path else None
+    if state:
+        checkpoint.check_compatible(state["meta"], arch, ckpt_path)
+    meta = state["meta"] if state else {}
+    step, images_seen = meta.get("step", 0), meta.get("images_seen", 0)
+    data_seed, data_batches = meta.get("data_seed", cfg.seed), meta.get("data_batches", 0)
+    if state and (meta.get("world") != world or meta.get("batch_size") != cfg.batch_size):
+        # the stream is laid out per rank: with another world size it restarts, freshly shuffled
+        say(f"resuming with {world} process(es) x batch {cfg.batch_size} (checkpoint: {meta.get('world')} x "
+            f"{meta.get('batch_size')}): the data order restarts; the LR schedule continues")
+        data_seed, data_batches = cfg.seed + 1 + step, 0
+    aug = data.Augment(cfg.load_size, cfg.crop_size, flip=not cfg.no_flip)
+    loader, steps_per_epoch = data.train_loader(
+        cfg.data, batch_size=cfg.batch_size, rank=rank, world=world, num_workers=cfg.num_workers, seed=data_seed,
+        aug=aug, buffer=cfg.shuffle_buffer, start_batch=data_batches, pin_memory=on_gpu)
+    global_batch = cfg.batch_size * world
+    epoch_images = steps_per_epoch * global_batch
+    total_steps = math.ceil(schedule.total_images(epoch_images, cfg.epochs, cfg.epochs_decay) / global_batch)
+    end_step = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
+
+    # ---- model, optimisers, state ----------------------------------------------------------
+    nets = build_networks(cfg)
+    opt_G = torch.optim.Adam(list(nets["G_A"].parameters()) + list(nets["G_B"].parameters()), lr=cfg.lr,
+                             betas=(cfg.beta1, cfg.beta2))
+    opt_D = torch.optim.Adam(list(nets["D_A"].parameters()) + list(nets["D_B"].parameters()), lr=cfg.lr,
+                             betas=(cfg.beta1, cfg.beta2))
+    pools = {"A": ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * rank),
+             "B": ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * rank + 1)}
+    if state:
+        for name, net in nets.items():
+            net.load_state_dict(state["models"][name])
+        opt_G.load_state_dict(state["optim"]["G"])
+        opt_D.load_state_dict(state["optim"]["D"])
+        if state["rank"]:
+            pools["A"].load_state_dict(state["rank"]["pool_A"], device)
+            pools["B"].load_state_dict(state["rank"]["pool_B"], device)
+            torch.set_rng_state(state["rank"]["rng_cpu"])
+    G_A, G_B, D_A, D_B, opt_G, opt_D = accelerator.prepare(nets["G_A"], nets["G_B"], nets["D_A"], nets["D_B"],
+                                                           opt_G, opt_D)
+    if state and state["optim"].get("scaler") and accelerator.scaler is not None:
+        accelerator.scaler.load_state_dict(state["optim"]["scaler"])
+    raw_D_A, raw_D_B = accelerator.unwrap_model(D_A), accelerator.unwrap_model(D_B)
+    features = perceptual_features(cfg, device)
+
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.write_resolved(cfg, run_dir)
+    accelerator.init_trackers("tb", config={k: v for k, v in config.dataclasses.asdict(cfg).items()})
+    tb = accelerator.get_tracker("tensorboard", unwrap=True) if accelerator.is_main_process else None
+
+    def save_checkpoint():
+        meta_out = {"step": step, "images_seen": images_seen, "epoch": schedule.epoch_of(images_seen, epoch_images),
+                    "world": world, "batch_size": cfg.batch_size, "data_seed": data_seed, "data_batches": data_batches,
+                    "arch": arch, "config": config.dataclasses.asdict(cfg)}
+        unwrap = accelerator.unwrap_model
+        path = checkpoint.save(
+            run_dir, step, rank=rank, barrier=barrier, meta=meta_out, keep_last=cfg.keep_last,
+            models={n: unwrap(m).state_dict() for n, m in (("G_A", G_A), ("G_B", G_B), ("D_A", D_A), ("D_B", D_B))},
+            optim={"G": opt_G.state_dict(), "D": opt_D.state_dict(),
+                   "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None},
+            rank_state={"pool_A": pools["A"].state_dict(), "pool_B": pools["B"].state_dict(),
+                        "rng_cpu": torch.get_rng_state(),
+                        "weights_fingerprint": {n: fingerprint(m) for n, m in (("G_A", G_A), ("G_B", G_B),
+                                                                              ("D_A", D_A), ("D_B", D_B))}})
+        say(f"checkpoint: {path}")
+
+    stop_signal = []
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, lambda signum, _frame: stop_signal.append(signum))
+
+    say(f"training {cfg.domain}: {world} process(es) x batch {cfg.batch_size} on {device}, "
+        f"{steps_per_epoch} steps/epoch, step {step} -> {end_step} of {total_steps}; run dir {run_dir}")
+    from tqdm import tqdm
+
+    bar = tqdm(total=end_step, initial=step, unit="step", disable=not accelerator.is_local_main_process or None)
+    batches = iter(loader)
+    last_log, last_time = step, time.perf_counter()
+    lam_idt = cfg.lambda_identity
+    while step < end_step:
+        batch = next(batches)
+        real_A = batch["A"].to(device, non_blocking=True)
+        real_B = batch["B"].to(device, non_blocking=True)
+        lr = schedule.learning_rate(cfg.lr, images_seen, epoch_images, cfg.epochs, cfg.epochs_decay)
+        for opt in (opt_G, opt_D):
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+        # generators: translations, reconstructions and identities; D frozen, called without DDP
+        n = real_A.shape[0]
+        with accelerator.autocast():
+            fake_B, fake_A = G_A(real_A), G_B(real_B)
+            if lam_idt > 0:  # one batched pass each: reconstruction + identity (instance norm is per sample)
+                rec_B, idt_A = G_A(torch.cat([fake_A, real_B])).split(n)
+                rec_A, idt_B = G_B(torch.cat([fake_B, real_A])).split(n)
+            else:
+                rec_B, rec_A = G_A(fake_A), G_B(fake_B)
+            raw_D_A.requires_grad_(False)
+            raw_D_B.requires_grad_(False)
+            loss = {"G_A": losses.gan_loss(raw_D_A(fake_B), True, cfg.gan_mode),
+                    "G_B": losses.gan_loss(raw_D_B(fake_A), True, cfg.gan_mode),
+                    "cycle_A": losses.cycle_loss(rec_A, real_A, cfg.lambda_a),
+                    "cycle_B": losses.cycle_loss(rec_B, real_B, cfg.lambda_b)}
+            if lam_idt > 0:
+                loss["idt_A"] = losses.identity_loss(idt_A, real_B, cfg.lambda_b, lam_idt)
+                loss["idt_B"] = losses.identity_loss(idt_B, real_A, cfg.lambda_a, lam_idt)
+            if features is not None:
+                loss["perc_A"] = losses.perceptual_cycle_loss(rec_A, real_A, cfg.lambda_perceptual, features)
+                loss["perc_B"] = losses.perceptual_cycle_loss(rec_B, real_B, cfg.lambda_perceptual, features)
+            loss_G = sum(loss.values())
+        opt_G.zero_grad(set_to_none=True)
+        accelerator.backward(loss_G)
+        opt_G.step()
+
+        # discriminators: real vs pooled fakes, one batched pass each, loss halved
+        raw_D_A.requires_grad_(True)
+        raw_D_B.requires_grad_(True)
+        pooled_B, pooled_A = pools["B"].query(fake_B.detach()), pools["A"].query(fake_A.detach())
+        with accelerator.autocast():
+            d_real_B, d_fake_B = D_A(torch.cat([real_B, pooled_B])).split(n)
+            d_real_A, d_fake_A = D_B(torch.cat([real_A, pooled_A])).split(n)
+            loss["D_A"] = losses.discriminator_loss(d_real_B, d_fake_B, cfg.gan_mode)
+            loss["D_B"] = losses.discriminator_loss(d_real_A, d_fake_A, cfg.gan_mode)
+        opt_D.zero_grad(set_to_none=True)
+        accelerator.backward(loss["D_A"] + loss["D_B"])
+        opt_D.step()
+
+        epoch_before = schedule.epoch_of(images_seen, epoch_images)
+        step, images_seen, data_batches = step + 1, images_seen + global_batch, data_batches + 1
+        bar.update(1)
+
+        if step % cfg.log_every == 0 or step == end_step:
+            names = list(loss)
+            values = accelerator.reduce(torch.stack([loss[k].detach().float() for k in names]), "mean").tolist()
+            now = time.perf_counter()
+            scalars = {f"loss/{k}": v for k, v in zip(names, values)}
+            scalars.update({"lr": lr, "images_per_s": (step - last_log) * global_batch * 2 / (now - last_time),
+                            "epoch": images_seen / epoch_images})
+            accelerator.log(scalars, step=step)
+            bar.set_postfix(G=f"{sum(v for k, v in zip(names, values) if not k.startswith('D')):.3f}",
+                            D=f"{scalars['loss/D_A'] + scalars['loss/D_B']:.3f}", lr=f"{lr:.2e}")
+            last_log, last_time = step, now
+        if tb is not None and (step % cfg.sample_every == 0 or step == end_step):
+            columns = [real_A, fake_B, rec_A, real_B, fake_A, rec_B]
+            labels = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
+            tb.add_image("samples", tensor_grid(columns, rows=1), step)
+            sample = labelled_grid(columns, labels, rows=1)
+            (run_dir / "samples").mkdir(exist_ok=True)
+            sample.save(run_dir / "samples" / f"step_{step:08d}.png")
+
+        flag = torch.tensor([float(bool(stop_signal))], device=device)
+        stopping = world > 1 and accelerator.reduce(flag, "max").item() > 0 or bool(stop_signal)
+        epoch_end = schedule.epoch_of(images_seen, epoch_images) > epoch_before
+        if stopping or epoch_end or step % cfg.checkpoint_every == 0 or step == end_step:
+            save_checkpoint()
+        if stopping:
+            say(f"stopped by signal at step {step}; resume with --resume auto")
+            break
+
+    bar.close()
+    if not stop_signal and accelerator.is_main_process:
+        export = checkpoint.export_generators(
+            run_dir, {"G_A": G_A, "G_B": G_B},
+            {"arch": {"ngf": cfg.ngf, "n_blocks": cfg.n_blocks}, "step": step, "domain": cfg.domain})
+        say(f"generators exported to {export}")
+    barrier()
+    accelerator.end_training()
+    return 0
+
+
+def help_text():
+    return __doc__ + "\nflags (defaults from configs/cyclegan/base.toml where set there):\n" + config.describe(
+        CycleGANConfig, config.load_config(CycleGANConfig, "base", tool="cyclegan")) + \
+        "\n  --preset             a TOML preset (default: configs/cyclegan/{domain}.toml)"
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, help_text=help_text))
