@@ -46,3 +46,73 @@ def digest_tree(root: Path, pattern: str = "*") -> dict[str, str]:
 
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob(pattern)) if p.is_file()}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+TINY_GAN = ["--ngf", "8", "--ndf", "8", "--n_blocks", "2", "--load_size", "36", "--crop_size", "32",
+            "--log_every", "2", "--sample_every", "4"]
+
+
+def train_command(run_dir, data, *flags, procs: int = 1, machines: int = 1, machine_rank: int = 0,
+                  port: int | None = None) -> list[str]:
+    """The command line of a tiny CycleGAN run: plain python for 1 process, else accelerate launch (gloo)."""
+    script = [str(REPO / "train/cyclegan.py"), "--domain", "synth", "--data", str(data), "--run_dir", str(run_dir),
+              *TINY_GAN, *map(str, flags)]
+    if procs == 1 and machines == 1:
+        return [sys.executable, *script]
+    launcher = str(Path(sys.executable).parent / "accelerate")
+    return [launcher, "launch", "--multi_gpu", "--num_processes", str(procs), "--num_machines", str(machines),
+            "--machine_rank", str(machine_rank), "--main_process_ip", "127.0.0.1",
+            "--main_process_port", str(port or free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
+            *script]
+
+
+TRAIN_ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def run_train(run_dir, data, *flags, procs: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run(train_command(run_dir, data, *flags, procs=procs), capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **TRAIN_ENV}, cwd=REPO)
+    return proc
+
+
+def synth_shards(root: Path, n_train: int = 16, per_shard: int = 2, size: int = 32) -> Path:
+    from brushwork import shards
+
+    src = make_synth(root / "src", n_train, n_test=4, size=size)
+    out = root / "shards"
+    plans = shards.plan_shards(shards.sources_from_layout(src), samples_per_shard=per_shard)
+    shards.write_shards(plans, str(out), shards.ShardOptions())
+    shards.write_manifest(plans, str(out), {"input": str(src)})
+    return out
+
+
+def kill_tree(pid: int, sig=None) -> None:
+    """Signal a process and every descendant (torchrun starts ranks in sessions of their own)."""
+    import signal as _signal
+
+    sig = sig or _signal.SIGKILL
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo, tree = [pid], []
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    for p in tree:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
-from brushwork import checkpoint, cli, config, data, losses, schedule
+from brushwork import checkpoint, cli, config, data, schedule
 from brushwork.config import CycleGANConfig
+from brushwork.cyclegan import StepWeights, train_step
 from brushwork.errors import BrushworkError, ConfigError
 from brushwork.grids import labelled_grid, tensor_grid
 from brushwork.networks import NLayerDiscriminator, ResnetGenerator, init_weights
@@ -169,7 +170,7 @@ def main(**flags):
     bar = tqdm(total=end_step, initial=step, unit="step", disable=not accelerator.is_local_main_process or None)
     batches = iter(loader)
     last_log, last_time = step, time.perf_counter()
-    lam_idt = cfg.lambda_identity
+    weights = StepWeights(cfg.gan_mode, cfg.lambda_a, cfg.lambda_b, cfg.lambda_identity, cfg.lambda_perceptual)
     while step < end_step:
         batch = next(batches)
         real_A = batch["A"].to(device, non_blocking=True)
@@ -179,44 +180,9 @@ def main(**flags):
             for group in opt.param_groups:
                 group["lr"] = lr
 
-        # generators: translations, reconstructions and identities; D frozen, called without DDP
-        n = real_A.shape[0]
-        with accelerator.autocast():
-            fake_B, fake_A = G_A(real_A), G_B(real_B)
-            if lam_idt > 0:  # one batched pass each: reconstruction + identity (instance norm is per sample)
-                rec_B, idt_A = G_A(torch.cat([fake_A, real_B])).split(n)
-                rec_A, idt_B = G_B(torch.cat([fake_B, real_A])).split(n)
-            else:
-                rec_B, rec_A = G_A(fake_A), G_B(fake_B)
-            raw_D_A.requires_grad_(False)
-            raw_D_B.requires_grad_(False)
-            loss = {"G_A": losses.gan_loss(raw_D_A(fake_B), True, cfg.gan_mode),
-                    "G_B": losses.gan_loss(raw_D_B(fake_A), True, cfg.gan_mode),
-                    "cycle_A": losses.cycle_loss(rec_A, real_A, cfg.lambda_a),
-                    "cycle_B": losses.cycle_loss(rec_B, real_B, cfg.lambda_b)}
-            if lam_idt > 0:
-                loss["idt_A"] = losses.identity_loss(idt_A, real_B, cfg.lambda_b, lam_idt)
-                loss["idt_B"] = losses.identity_loss(idt_B, real_A, cfg.lambda_a, lam_idt)
-            if features is not None:
-                loss["perc_A"] = losses.perceptual_cycle_loss(rec_A, real_A, cfg.lambda_perceptual, features)
-                loss["perc_B"] = losses.perceptual_cycle_loss(rec_B, real_B, cfg.lambda_perceptual, features)
-            loss_G = sum(loss.values())
-        opt_G.zero_grad(set_to_none=True)
-        accelerator.backward(loss_G)
-        opt_G.step()
-
-        # discriminators: real vs pooled fakes, one batched pass each, loss halved
-        raw_D_A.requires_grad_(True)
-        raw_D_B.requires_grad_(True)
-        pooled_B, pooled_A = pools["B"].query(fake_B.detach()), pools["A"].query(fake_A.detach())
-        with accelerator.autocast():
-            d_real_B, d_fake_B = D_A(torch.cat([real_B, pooled_B])).split(n)
-            d_real_A, d_fake_A = D_B(torch.cat([real_A, pooled_A])).split(n)
-            loss["D_A"] = losses.discriminator_loss(d_real_B, d_fake_B, cfg.gan_mode)
-            loss["D_B"] = losses.discriminator_loss(d_real_A, d_fake_A, cfg.gan_mode)
-        opt_D.zero_grad(set_to_none=True)
-        accelerator.backward(loss["D_A"] + loss["D_B"])
-        opt_D.step()
+        loss, images = train_step(real_A, real_B, G_A=G_A, G_B=G_B, D_A=D_A, D_B=D_B, raw_D_A=raw_D_A,
+                                  raw_D_B=raw_D_B, opt_G=opt_G, opt_D=opt_D, pools=pools, w=weights,
+                                  backward=accelerator.backward, autocast=accelerator.autocast, features=features)
 
         epoch_before = schedule.epoch_of(images_seen, epoch_images)
         step, images_seen, data_batches = step + 1, images_seen + global_batch, data_batches + 1
@@ -224,7 +190,7 @@ def main(**flags):
 
         if step % cfg.log_every == 0 or step == end_step:
             names = list(loss)
-            values = accelerator.reduce(torch.stack([loss[k].detach().float() for k in names]), "mean").tolist()
+            values = accelerator.reduce(torch.stack([loss[k].float() for k in names]), "mean").tolist()
             now = time.perf_counter()
             scalars = {f"loss/{k}": v for k, v in zip(names, values)}
             scalars.update({"lr": lr, "images_per_s": (step - last_log) * global_batch * 2 / (now - last_time),
@@ -234,8 +200,8 @@ def main(**flags):
                             D=f"{scalars['loss/D_A'] + scalars['loss/D_B']:.3f}", lr=f"{lr:.2e}")
             last_log, last_time = step, now
         if tb is not None and (step % cfg.sample_every == 0 or step == end_step):
-            columns = [real_A, fake_B, rec_A, real_B, fake_A, rec_B]
             labels = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
+            columns = [images[k] for k in labels]
             tb.add_image("samples", tensor_grid(columns, rows=1), step)
             sample = labelled_grid(columns, labels, rows=1)
             (run_dir / "samples").mkdir(exist_ok=True)

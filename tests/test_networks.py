@@ -1,0 +1,86 @@
+"""Networks equal the original code: parameter counts, keys, outputs of the reference weights."""
+
+import pytest
+import torch
+
+from brushwork import checkpoint
+from brushwork.errors import BrushworkError
+from brushwork.networks import (NLayerDiscriminator, ResnetGenerator, count_parameters, generator_arch,
+                                init_weights)
+
+from conftest import SHARED
+
+FIXTURES = SHARED / "fixtures"
+needs_fixtures = pytest.mark.skipif(not (FIXTURES / "junyanz_io.pth").exists(), reason="../shared/fixtures not present")
+
+
+def test_parameter_counts_match_the_original():
+    assert count_parameters(ResnetGenerator(ngf=64, n_blocks=9)) == 11_378_179
+    assert count_parameters(NLayerDiscriminator(ndf=64, n_layers=3)) == 2_764_737
+    assert count_parameters(ResnetGenerator(ngf=8, n_blocks=9)) == 180_419
+    assert count_parameters(NLayerDiscriminator(ndf=8)) == 44_537
+
+
+@needs_fixtures
+def test_reference_weights_reproduce_reference_outputs():
+    io = torch.load(FIXTURES / "junyanz_io.pth", weights_only=True)
+    G, D = ResnetGenerator(ngf=8), NLayerDiscriminator(ndf=8)
+    sd_G = torch.load(FIXTURES / "junyanz_G_ngf8.pth", weights_only=True)
+    sd_D = torch.load(FIXTURES / "junyanz_D_ndf8.pth", weights_only=True)
+    G.load_state_dict(sd_G, strict=True)
+    D.load_state_dict(sd_D, strict=True)
+    assert list(G.state_dict()) == list(sd_G) and list(D.state_dict()) == list(sd_D)  # no key mapping at all
+    with torch.no_grad():
+        assert (G.eval()(io["x"]) - io["G_out"]).abs().max() < 1e-5
+        assert (D.eval()(io["x"]) - io["D_out"]).abs().max() < 1e-5
+
+
+@needs_fixtures
+def test_export_and_reimport_round_trip(tmp_path):
+    G = checkpoint.load_generator(FIXTURES / "junyanz_G_ngf8.pth")
+    checkpoint.export_generators(tmp_path, {"G_A": G, "G_B": G}, {"note": "test"})
+    exported = torch.load(tmp_path / "export" / "G_A.pth", weights_only=True)
+    reference = torch.load(FIXTURES / "junyanz_G_ngf8.pth", weights_only=True)
+    assert list(exported) == list(reference)
+    assert all(torch.equal(exported[k], reference[k]) for k in reference)
+    again = checkpoint.load_generator(tmp_path, "AtoB")  # from the run dir's export/
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(again(x), G(x))
+
+
+def test_generator_arch_is_read_off_the_weights():
+    sd = ResnetGenerator(ngf=16, n_blocks=6).state_dict()
+    assert generator_arch(sd) == {"in_channels": 3, "out_channels": 3, "ngf": 16, "n_blocks": 6}
+
+
+def test_loading_a_wrong_file_is_one_clear_error(tmp_path):
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(BrushworkError, match=r"junk.pth: unreadable checkpoint file"):
+        checkpoint.load_generator(tmp_path / "junk.pth")
+    torch.save(NLayerDiscriminator(ndf=8).state_dict(), tmp_path / "disc.pth")
+    with pytest.raises(BrushworkError, match=r"disc.pth: not a ResNet generator"):
+        checkpoint.load_generator(tmp_path / "disc.pth")
+    with pytest.raises(BrushworkError, match="no such run folder or generator file"):
+        checkpoint.load_generator(tmp_path / "missing.pth")
+    with pytest.raises(BrushworkError, match="no export/G_B.pth and no checkpoint"):
+        checkpoint.load_generator(tmp_path, "BtoA")
+
+
+def test_init_is_normal_002_with_zero_bias():
+    torch.manual_seed(0)
+    G = init_weights(ResnetGenerator(ngf=16, n_blocks=2), "normal", 0.02)
+    weights = torch.cat([m.weight.flatten() for m in G.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))])
+    biases = torch.cat([m.bias.flatten() for m in G.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))])
+    assert abs(weights.std().item() - 0.02) < 0.001 and abs(weights.mean().item()) < 0.001
+    assert torch.count_nonzero(biases) == 0
+    xavier = init_weights(ResnetGenerator(ngf=16, n_blocks=2), "xavier", 0.02)
+    assert xavier.model[1].weight.std() < weights.std()  # xavier with gain 0.02 is much smaller here
+    with pytest.raises(ValueError):
+        init_weights(ResnetGenerator(ngf=8, n_blocks=1), "uniformish")
+
+
+def test_any_size_and_depth():
+    G = ResnetGenerator(ngf=8, n_blocks=12)
+    assert G(torch.zeros(2, 3, 36, 44)).shape == (2, 3, 36, 44)
+    assert NLayerDiscriminator(ndf=8)(torch.zeros(1, 3, 70, 70)).shape == (1, 1, 6, 6)

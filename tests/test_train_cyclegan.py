@@ -1,0 +1,166 @@
+"""train/cyclegan.py for real: 2 gloo ranks, TensorBoard, kill + resume exactness, signals, bad checkpoints."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from conftest import REPO, TRAIN_ENV, assert_one_error_line, kill_tree, run_train, synth_shards, train_command
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return synth_shards(tmp_path_factory.mktemp("synth"))
+
+
+def ckpt(run_dir, step=None):
+    root = run_dir / "checkpoints"
+    name = f"step_{step:08d}" if step is not None else (root / "latest").read_text().strip()
+    path = root / name
+    load = lambda f: torch.load(path / f, weights_only=True)
+    ranks = sorted(path.glob("rank_*.pt"))
+    return {"meta": json.loads((path / "meta.json").read_text()), "models": load("models.pt"),
+            "optim": load("optim.pt"), "ranks": [torch.load(r, weights_only=True) for r in ranks]}
+
+
+def assert_same_state(a, b):
+    for net in ("G_A", "G_B", "D_A", "D_B"):
+        for k, v in a["models"][net].items():
+            assert torch.equal(v, b["models"][net][k]), f"{net}.{k}"
+    for which in ("G", "D"):
+        sa, sb = a["optim"][which]["state"], b["optim"][which]["state"]
+        assert sa.keys() == sb.keys()
+        for i in sa:
+            for k in sa[i]:
+                assert torch.equal(sa[i][k], sb[i][k]), f"optim {which} {i} {k}"
+    for ra, rb in zip(a["ranks"], b["ranks"], strict=True):
+        for pool in ("pool_A", "pool_B"):
+            assert len(ra[pool]["images"]) == len(rb[pool]["images"])
+            assert all(torch.equal(x, y) for x, y in zip(ra[pool]["images"], rb[pool]["images"]))
+            assert torch.equal(ra[pool]["generator"], rb[pool]["generator"])
+    for key in ("step", "images_seen", "data_batches", "data_seed"):
+        assert a["meta"][key] == b["meta"][key], key
+
+
+def tensorboard_events(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    return acc
+
+
+def test_two_processes_stay_in_sync_and_log_to_tensorboard(tmp_path, shards):
+    run = tmp_path / "run"
+    proc = run_train(run, shards, "--max_steps", 8, "--checkpoint_every", 4, "--num_workers", 2, procs=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es) x batch 1" in proc.stdout
+    state = ckpt(run)
+    assert state["meta"]["step"] == 8 and state["meta"]["world"] == 2 and state["meta"]["images_seen"] == 16
+    assert len(state["ranks"]) == 2
+    fp0, fp1 = (r["weights_fingerprint"] for r in state["ranks"])
+    for net in ("G_A", "G_B", "D_A", "D_B"):
+        assert torch.equal(fp0[net], fp1[net]), net  # DDP kept every rank's weights identical
+    assert not torch.equal(fp0["G_A"], fp0["G_B"])
+    # the pools are per rank: they saw different images
+    assert not torch.equal(state["ranks"][0]["pool_A"]["images"][0], state["ranks"][1]["pool_A"]["images"][0])
+    events = tensorboard_events(run)
+    tags = events.Tags()
+    for name in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B"):
+        assert f"loss/{name}" in tags["scalars"]
+    assert {"lr", "images_per_s"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("loss/G_A")] == [2, 4, 6, 8]
+    assert "samples" in tags["images"] and len(events.Images("samples")) == 2
+    assert (run / "samples" / "step_00000008.png").is_file()
+    assert (run / "export" / "G_A.pth").is_file() and (run / "config.toml").is_file()
+    assert "\n" not in (run / "checkpoints" / "latest").read_text().strip()
+
+
+@pytest.mark.parametrize("procs", [1, 2])
+def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path, shards, procs):
+    k = 5
+    common = ["--max_steps", 2 * k, "--checkpoint_every", k, "--num_workers", 2 if procs == 1 else 1, "--keep_last", 5]
+    whole = tmp_path / "whole"
+    assert run_train(whole, shards, *common, procs=procs).returncode == 0
+    killed = tmp_path / "killed"
+    cmd = train_command(killed, shards, *common, procs=procs)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+                            env={**os.environ, **TRAIN_ENV})
+    latest = killed / "checkpoints" / "latest"
+    deadline = time.time() + 240
+    while time.time() < deadline and not latest.exists():
+        time.sleep(0.01)
+    kill_tree(proc.pid)  # launcher and every rank, mid-run
+    proc.wait()
+    at = int(latest.read_text().strip().split("_")[1])
+    assert at < 2 * k, "training ended before it could be killed"
+    resumed = run_train(killed, shards, *common, "--resume", "auto", procs=procs)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"step {at} -> {2 * k}" in resumed.stdout
+    assert_same_state(ckpt(whole, 2 * k), ckpt(killed, 2 * k))
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_zero(tmp_path, shards):
+    run = tmp_path / "run"
+    cmd = train_command(run, shards, "--max_steps", 100000, "--checkpoint_every", 100000, "--num_workers", 0)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, **TRAIN_ENV})
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((run / "tb").glob("events*")):
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped by signal" in out
+    state = ckpt(run)
+    assert state["meta"]["step"] >= 1
+    assert not (run / "export").exists()  # an interrupted run exports nothing
+
+
+def test_resume_on_another_world_size_keeps_the_lr_schedule(tmp_path, shards):
+    run = tmp_path / "run"
+    flags = ["--epochs", 1, "--epochs_decay", 3, "--num_workers", 1, "--checkpoint_every", 100]
+    assert run_train(run, shards, *flags, "--max_steps", 12, procs=2).returncode == 0
+    assert ckpt(run)["meta"]["images_seen"] == 24
+    proc = run_train(run, shards, *flags, "--max_steps", 30, "--resume", "auto", procs=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "data order restarts" in proc.stdout
+    meta = ckpt(run)["meta"]
+    assert meta["images_seen"] == 24 + 18 and meta["world"] == 1
+    lrs = {e.step: e.value for e in tensorboard_events(run).Scalars("lr")}
+    epoch_images = 16
+    for step, lr in lrs.items():
+        before = 2 * (step - 1) if step <= 12 else 24 + (step - 1 - 12)  # images seen before that step
+        epoch = before // epoch_images
+        expected = 2e-4 * (1 - max(0, epoch + 1 - 1) / 4)
+        assert abs(lr - expected) < 1e-9, (step, lr, expected)
+    assert min(lrs.values()) < 2e-4 * 0.5  # the run really reached the decay
+
+
+def test_mismatched_or_damaged_checkpoint_is_one_clear_error(tmp_path, shards):
+    run = tmp_path / "run"
+    assert run_train(run, shards, "--max_steps", 2, "--num_workers", 0).returncode == 0
+    proc = run_train(run, shards, "--max_steps", 4, "--num_workers", 0, "--resume", "auto", "--ngf", 16)
+    assert_one_error_line(proc, "step_00000002 was trained with ngf=8 (this run: 16)", "start a new --run_dir")
+    latest = run / "checkpoints" / "step_00000002"
+    (latest / "models.pt").write_bytes(b"\x00garbage")
+    proc = run_train(run, shards, "--max_steps", 4, "--num_workers", 0, "--resume", "auto")
+    assert_one_error_line(proc, "models.pt: unreadable checkpoint file", "resume from an older step folder")
+    proc = run_train(run, shards, "--max_steps", 4, "--resume", tmp_path / "nowhere")
+    assert_one_error_line(proc, "not a checkpoint folder")
+
+
+def test_bad_flags_and_missing_data_are_one_line(tmp_path):
+    proc = run_train(tmp_path / "r", tmp_path / "no_shards", "--max_steps", 1)
+    assert_one_error_line(proc, "no manifest.json; run data_prep/shard.py")
+    proc = run_train(tmp_path / "r", tmp_path, "--epochs", "abc")
+    assert_one_error_line(proc, "--epochs expects an integer, got 'abc'")
+    proc = run_train(tmp_path / "r", tmp_path, "--lamda_a", 3)
+    assert_one_error_line(proc, "unknown flag --lamda_a", "--lambda_a")
