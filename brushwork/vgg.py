@@ -109,8 +109,16 @@ class VGGFeatures(nn.Module):
         self.body.load_state_dict({k: v for k, v in state.items() if int(k.split(".")[0]) < depth})
         self.body.requires_grad_(False)
         self.normalize = normalize
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # float64 constants, cast to the input's dtype in forward: exact in float64 runs too
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float64).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD, dtype=torch.float64).view(1, 3, 1, 1), persistent=False)
+
+    def _apply(self, fn, recurse=True):
+        # keep the normalisation constants in float64 whatever .float()/.half() does to the weights
+        mean, std = self.mean, self.std
+        out = super()._apply(fn, recurse)
+        self.mean, self.std = mean.to(self.mean.device), std.to(self.std.device)
+        return out
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.normalize:
