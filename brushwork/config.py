@@ -358,3 +358,41 @@ class DownloadConfig:
     from_path: str = setting("", "use this local zip or folder instead of downloading (alias: --from)")
     retries: int = setting(3, "retries after a failed transfer (with backoff), resuming each time")
     keep_zip: bool = setting(True, "keep the zip after extracting it")
+
+
+@dataclasses.dataclass(frozen=True)
+class GatysConfig:
+    """``train/gatys.py``: batched Gatys style transfer over many content/style pairs."""
+
+    content: str = setting("", "content image or folder (cross product with --style)")
+    style: str = setting("", "style image or folder")
+    pairs: str = setting("", "JSONL or CSV of pairs: content, style (+ optional per-pair overrides)")
+    out: str = setting("renders", "output folder: {content}__{style}.png + .json per pair")
+    size: int = setting(512, "longer side of the output in pixels")
+    multiscale: tuple[int, ...] = setting((), "coarse-to-fine sizes, e.g. 256,512 (last one is the output)")
+    iterations: int = setting(300, "optimiser iterations per pair (per scale)")
+    batch: int = setting(4, "pairs optimised together on one device")
+    optimizer: str = setting("lbfgs", "per-sample optimiser", choices=("lbfgs", "adam"))
+    lr: float = setting(1.0, "L-BFGS step scale, or Adam learning rate (try 0.02)")
+    history_size: int = setting(100, "L-BFGS history")
+    line_search: str = setting("strong_wolfe", "L-BFGS line search", choices=("strong_wolfe", "none"))
+    content_weight: float = setting(1.0, "alpha")
+    style_weight: float = setting(1e6, "beta")
+    tv_weight: float = setting(0.0, "total-variation weight (smoothness)")
+    content_layers: tuple[str, ...] = setting(("conv4_2",), "content layers (conv4_2 or the paper's conv_5 style)")
+    style_layers: tuple[str, ...] = setting(("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"), "style layers")
+    style_layer_weights: tuple[float, ...] = setting((), "weight per style layer (empty: 1/number of layers)")
+    style_blend: tuple[float, ...] = setting((), "weights when a pair has several style images (empty: equal)")
+    normalization: str = setting("mean", "loss normalisation", choices=("paper", "mean"))
+    pooling: str = setting("avg", "VGG pooling (the paper uses avg)", choices=("avg", "max"))
+    init: str = setting("content", "starting image", choices=("content", "style", "noise"))
+    color: str = setting("none", "colour preservation", choices=("none", "luminance", "histogram"))
+    save_every: int = setting(0, "also save intermediate images every N evaluations (0: off)")
+    vgg_weights: str = setting("", "torchvision VGG-19 state dict (default: the torch hub cache)")
+    random_vgg: bool = setting(False, "random VGG-19 weights: for tests and demos only, not artistic")
+    seed: int = setting(0, "seed for noise init")
+    max_pixels: int = setting(80_000_000, "refuse input images with more pixels than this")
+
+
+PAIR_OVERRIDES = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers",
+                  "style_layer_weights", "style_blend", "init", "iterations", "size", "seed", "color")

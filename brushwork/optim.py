@@ -201,17 +201,36 @@ def lbfgs_program(x: torch.Tensor, lr: float = 1.0, max_iter: int = 20, max_eval
     return x
 
 
-def evaluate(objective: Objective, points: torch.Tensor, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample losses and gradients at ``points`` in one batched forward/backward."""
-    with torch.enable_grad():
-        x = points.detach().clone().requires_grad_(True)
-        losses = objective(x, indices)
-        (grad,) = torch.autograd.grad(losses.sum(), x)
-    return losses.detach(), grad
+CPU_CHUNK_PIXELS = 4 * 128 * 128  # past this many pixels per pass, CPU caches thrash in VGG's first layers
 
 
-def batched_lbfgs(x0: torch.Tensor, objective: Objective, on_eval: Callable[[list[int], torch.Tensor], None] | None = None,
-                  **lbfgs_options) -> tuple[torch.Tensor, list[list[float]]]:
+def default_chunk(points: torch.Tensor) -> int:
+    """Samples per forward/backward: everything on a GPU; on a CPU, as many as stay cache-friendly."""
+    if points.is_cuda:
+        return len(points)
+    return max(1, CPU_CHUNK_PIXELS // (points.shape[-1] * points.shape[-2]))
+
+
+def evaluate(objective: Objective, points: torch.Tensor, indices: list[int],
+             chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample losses and gradients at ``points``: batched forward/backward passes of ``chunk`` samples.
+
+    Samples are independent, so how the batch is cut changes nothing but speed and memory.
+    """
+    chunk = chunk or default_chunk(points)
+    losses, grads = [], []
+    for start in range(0, len(indices), chunk):
+        with torch.enable_grad():
+            x = points[start:start + chunk].detach().clone().requires_grad_(True)
+            loss = objective(x, indices[start:start + chunk])
+            (grad,) = torch.autograd.grad(loss.sum(), x)
+        losses.append(loss.detach())
+        grads.append(grad)
+    return torch.cat(losses), torch.cat(grads)
+
+
+def batched_lbfgs(x0: torch.Tensor, objective: Objective, on_eval: Callable | None = None,
+                  chunk: int | None = None, **lbfgs_options) -> tuple[torch.Tensor, list[list[float]]]:
     """Optimise each of the B samples in ``x0`` on its own; returns (results, per-sample loss history).
 
     The history holds the loss at every evaluation, as a closure passed to torch's LBFGS records it.
@@ -224,9 +243,9 @@ def batched_lbfgs(x0: torch.Tensor, objective: Objective, on_eval: Callable[[lis
     while pending:
         indices = sorted(pending)
         losses, grads = evaluate(objective, torch.stack([pending[b] for b in indices]).view(len(indices), *shape),
-                                 indices)
+                                 indices, chunk)
         if on_eval is not None:
-            on_eval(indices, losses)
+            on_eval(indices, losses, torch.stack([pending[b] for b in indices]).view(len(indices), *shape))
         answered = {}
         for j, b in enumerate(indices):
             history[b].append(float(losses[j]))
@@ -240,7 +259,7 @@ def batched_lbfgs(x0: torch.Tensor, objective: Objective, on_eval: Callable[[lis
 
 def batched_adam(x0: torch.Tensor, objective: Objective, iterations: int, lr: float = 0.02,
                  betas: tuple[float, float] = (0.9, 0.999),
-                 on_eval: Callable[[list[int], torch.Tensor], None] | None = None) -> tuple[torch.Tensor, list[list[float]]]:
+                 on_eval: Callable | None = None) -> tuple[torch.Tensor, list[list[float]]]:
     """Adam on every sample at once (elementwise, hence per-sample); returns (results, loss history)."""
     x = x0.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr, betas=betas)
@@ -254,6 +273,6 @@ def batched_adam(x0: torch.Tensor, objective: Objective, iterations: int, lr: fl
         for b, v in enumerate(losses.detach().tolist()):
             history[b].append(v)
         if on_eval is not None:
-            on_eval(indices, losses.detach())
+            on_eval(indices, losses.detach(), x.detach())
         opt.step()
     return x.detach(), history

@@ -1,0 +1,332 @@
+"""The batched Gatys runner's parts: pairs, per-pair overrides, size buckets, rendering one batch.
+
+A pair is one content image and one or more style images (blended), with the run's settings plus
+its own overrides. Pairs of equal output size and optimiser settings form batches; each batch is
+one ``batched_lbfgs`` (or Adam) run whose samples are independent, so its results equal rendering
+the pairs one at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import config, gatys, optim
+from .config import PAIR_OVERRIDES, GatysConfig
+from .errors import BrushworkError, ConfigError, ImageError
+from .fileio import atomic_write_text
+from .images import find_images, load_image, save_image
+from .vgg import VGGFeatures
+
+
+@dataclass(frozen=True)
+class Pair:
+    content: str
+    styles: tuple[str, ...]
+    name: str
+    cfg: GatysConfig
+
+
+def _stem(path: str) -> str:
+    return Path(path).stem
+
+
+def _pair(content: str, styles: tuple[str, ...], cfg: GatysConfig, name: str = "") -> Pair:
+    return Pair(content, styles, name or f"{_stem(content)}__{'+'.join(_stem(s) for s in styles)}", cfg)
+
+
+def read_pairs(cfg: GatysConfig) -> list[Pair]:
+    """Pairs from --pairs (JSONL/CSV, with overrides) or the cross product of --content and --style."""
+    if cfg.pairs:
+        pairs = _pairs_file(Path(cfg.pairs), cfg)
+    elif cfg.content and cfg.style:
+        contents = [str(p) for p in find_images(cfg.content)]
+        styles = [str(p) for p in find_images(cfg.style)]
+        if not contents or not styles:
+            raise BrushworkError(f"no images in {cfg.content if not contents else cfg.style}")
+        check_weights(cfg, 1, "flags")
+        pairs = [_pair(c, (s,), cfg) for c in contents for s in styles]
+    else:
+        raise BrushworkError("give --content and --style (files or folders), or --pairs FILE")
+    names = [p.name for p in pairs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise BrushworkError(f"several pairs would write {dupes[0]}.png; give them distinct 'name' fields")
+    return pairs
+
+
+def _pairs_file(path: Path, cfg: GatysConfig) -> list[Pair]:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise BrushworkError(f"--pairs {path}: cannot read ({e.strerror})") from None
+    if path.suffix.lower() == ".csv":
+        rows = [(i + 2, row) for i, row in enumerate(csv.DictReader(io.StringIO(text)))]
+    else:
+        rows = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                try:
+                    rows.append((i, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise BrushworkError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+    pairs = []
+    for line, row in rows:
+        where = f"{path}:{line}"
+        if not isinstance(row, dict) or not row.get("content") or not row.get("style"):
+            raise BrushworkError(f"{where}: each pair needs 'content' and 'style'")
+        styles = row["style"] if isinstance(row["style"], list) else [s for s in str(row["style"]).split("+")]
+        base = path.parent
+        resolve = lambda p: str(p if Path(p).is_absolute() or Path(p).exists() else base / p)
+        overrides = {k: v for k, v in row.items() if k not in ("content", "style", "name") and v not in ("", None)}
+        unknown = sorted(set(overrides) - set(PAIR_OVERRIDES))
+        if unknown:
+            raise ConfigError(f"{where}: {unknown[0]!r} cannot be set per pair; per-pair keys: {', '.join(PAIR_OVERRIDES)}")
+        if "style_layers" in overrides and "style_layer_weights" not in overrides:
+            overrides["style_layer_weights"] = ()  # new layers, inherited weights would not fit: equal
+        pair_cfg = config.build(GatysConfig, overrides, source=where, base=cfg)
+        check_weights(pair_cfg, len(styles), where)
+        pairs.append(_pair(resolve(row["content"]), tuple(resolve(s) for s in styles), pair_cfg, row.get("name", "")))
+    if not pairs:
+        raise BrushworkError(f"{path}: no pairs in the file")
+    return pairs
+
+
+def check_weights(cfg: GatysConfig, n_styles: int, where: str) -> None:
+    """Weight lists must match what they weigh; say so before any work starts."""
+    if cfg.style_layer_weights and len(cfg.style_layer_weights) != len(cfg.style_layers):
+        raise ConfigError(f"{where}: {len(cfg.style_layers)} style layers but {len(cfg.style_layer_weights)} "
+                          "style_layer_weights")
+    if cfg.style_blend and len(cfg.style_blend) != n_styles:
+        raise ConfigError(f"{where}: {n_styles} style image(s) but {len(cfg.style_blend)} style_blend weights")
+
+
+def output_paths(out: str | Path, pair: Pair) -> tuple[Path, Path]:
+    return Path(out) / f"{pair.name}.png", Path(out) / f"{pair.name}.json"
+
+
+def is_done(out: str | Path, pair: Pair) -> bool:
+    return all(p.exists() for p in output_paths(out, pair))
+
+
+def scale_sizes(cfg: GatysConfig) -> tuple[int, ...]:
+    return tuple(cfg.multiscale) if cfg.multiscale else (cfg.size,)
+
+
+def fit(width: int, height: int, longer: int) -> tuple[int, int]:
+    """(H, W) with the longer side = ``longer``, aspect kept."""
+    scale = longer / max(width, height)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def to_unit_tensor(img: Image.Image, hw: tuple[int, int]) -> torch.Tensor:
+    img = img.resize((hw[1], hw[0]), Image.Resampling.BICUBIC)
+    return torch.from_numpy(__import__("numpy").asarray(img).copy()).permute(2, 0, 1).float().div(255)[None]
+
+
+def cover_crop(img: Image.Image, hw: tuple[int, int]) -> torch.Tensor:
+    """Resize to cover (H, W), keep aspect, centre-crop: styles fill the output without distortion."""
+    h, w = hw
+    scale = max(h / img.height, w / img.width)
+    rh, rw = max(h, round(img.height * scale)), max(w, round(img.width * scale))
+    big = img.resize((rw, rh), Image.Resampling.BICUBIC)
+    top, left = (rh - h) // 2, (rw - w) // 2
+    return to_unit_tensor(big.crop((left, top, left + w, top + h)), hw)
+
+
+@dataclass
+class Loaded:
+    pair: Pair
+    content: Image.Image
+    styles: list[Image.Image]
+
+    def output_hw(self, longer: int) -> tuple[int, int]:
+        return fit(self.content.width, self.content.height, longer)
+
+
+def load_pair(pair: Pair, max_pixels: int) -> Loaded:
+    """Decode a pair's images; ImageError names the file that is bad."""
+    return Loaded(pair, load_image(pair.content, max_pixels), [load_image(s, max_pixels) for s in pair.styles])
+
+
+def bucket_key(item: Loaded, longer: int) -> tuple:
+    c = item.pair.cfg
+    return (item.output_hw(longer), c.iterations)
+
+
+def buckets(items: list[Loaded], batch: int) -> list[list[Loaded]]:
+    """Equal output size and iteration count in each batch, at most ``batch`` pairs."""
+    groups: dict = {}
+    for item in items:
+        groups.setdefault(bucket_key(item, scale_sizes(item.pair.cfg)[-1]), []).append(item)
+    return [g[i:i + batch] for g in groups.values() for i in range(0, len(g), batch)]
+
+
+def layer_union(items: list[Loaded]) -> tuple[list[str], list[str]]:
+    content, style = [], []
+    for it in items:
+        content += [l for l in it.pair.cfg.content_layers if l not in content]
+        style += [l for l in it.pair.cfg.style_layers if l not in style]
+    return content, style
+
+
+def build_targets(vgg: VGGFeatures, items: list[Loaded], hw: tuple[int, int], content_layers: list[str],
+                  style_layers: list[str], device, dtype) -> tuple[gatys.Targets, torch.Tensor]:
+    """Per-pair targets and weights at size ``hw``; also returns the content images (B, 3, H, W)."""
+    contents, content_feats, style_grams = [], [], []
+    cw, sw = [], []
+    for it in items:
+        c = it.pair.cfg
+        content = to_unit_tensor(it.content, hw).to(device, dtype)
+        styles = [cover_crop(s, hw).to(device, dtype) for s in it.styles]
+        if c.color == "histogram":
+            styles = [gatys.match_histogram(s, content) for s in styles]
+        blend = list(c.style_blend) if c.style_blend else [1.0 / len(styles)] * len(styles)
+        contents.append(content)
+        content_feats.append(gatys.content_targets(vgg, content, content_layers))
+        style_grams.append(gatys.style_targets(vgg, styles, blend, style_layers, c.normalization))
+        cw.append([1.0 if l in c.content_layers else 0.0 for l in content_layers])
+        layer_w = list(c.style_layer_weights) or [1.0 / len(c.style_layers)] * len(c.style_layers)
+        sw.append([layer_w[c.style_layers.index(l)] if l in c.style_layers else 0.0 for l in style_layers])
+    t = lambda rows: torch.tensor(rows, device=device, dtype=dtype)
+    targets = gatys.Targets(
+        content={l: torch.cat([f[l] for f in content_feats]) for l in content_layers},
+        style={l: torch.stack([g[l] for g in style_grams]) for l in style_layers},
+        content_layer_weights=t(cw), style_layer_weights=t(sw),
+        content_weight=t([it.pair.cfg.content_weight for it in items]),
+        style_weight=t([it.pair.cfg.style_weight for it in items]),
+        tv_weight=t([it.pair.cfg.tv_weight for it in items]))
+    return targets, torch.cat(contents)
+
+
+def initial_images(items: list[Loaded], contents: torch.Tensor, hw, previous: torch.Tensor | None) -> torch.Tensor:
+    if previous is not None:  # coarse-to-fine: start from the previous scale's result
+        return F.interpolate(previous, size=hw, mode="bicubic", align_corners=False).clamp(0, 1)
+    out = []
+    for i, it in enumerate(items):
+        c = it.pair.cfg
+        if c.init == "content":
+            out.append(contents[i])
+        elif c.init == "style":
+            out.append(cover_crop(it.styles[0], hw)[0].to(contents))
+        else:
+            g = torch.Generator().manual_seed(c.seed + zlib.crc32(it.pair.name.encode()))
+            out.append(torch.rand(3, *hw, generator=g).to(contents))
+    return torch.stack(out)
+
+
+def render_batch(items: list[Loaded], vgg_for, cfg: GatysConfig, device, dtype=torch.float32,
+                 progress=None, snapshot=None) -> list[dict]:
+    """Optimise a batch of pairs (every scale); returns per pair {image, losses, parts, evaluations}."""
+    content_layers, style_layers = layer_union(items)
+    vgg = vgg_for(content_layers + style_layers)
+    norm = items[0].pair.cfg.normalization
+    if any(it.pair.cfg.normalization != norm for it in items):
+        raise ConfigError("pairs in one run must share the normalization")
+    x, histories = None, [[] for _ in items]
+    iterations = items[0].pair.cfg.iterations
+    for longer in scale_sizes(items[0].pair.cfg):
+        hw = items[0].output_hw(longer)
+        targets, contents = build_targets(vgg, items, hw, content_layers, style_layers, device, dtype)
+        objective = gatys.GatysObjective(vgg, targets, content_layers, style_layers, norm)
+        x0 = initial_images(items, contents, hw, x)
+        evals = [0]
+
+        def on_eval(indices, losses, points=None):
+            evals[0] += 1
+            if progress:
+                progress(evals[0])
+            if snapshot and points is not None:
+                snapshot(indices, points, evals[0])
+
+        if cfg.optimizer == "lbfgs":
+            x, hist = optim.batched_lbfgs(
+                x0, objective, on_eval=on_eval, lr=cfg.lr, max_iter=iterations, history_size=cfg.history_size,
+                line_search_fn=None if cfg.line_search == "none" else cfg.line_search)
+        else:
+            x, hist = optim.batched_adam(x0, objective, iterations, lr=cfg.lr, on_eval=on_eval)
+        for h, new in zip(histories, hist):
+            h.extend(new)
+    with torch.no_grad():
+        parts = objective.parts(x, list(range(len(items))))
+    results = []
+    for i, it in enumerate(items):
+        image = x[i].clamp(0, 1)
+        if it.pair.cfg.color == "luminance":
+            image = gatys.luminance_transfer(image, contents[i])
+        results.append({"image": image, "losses": histories[i], "evaluations": len(histories[i]),
+                        "parts": {k: float(v[i]) for k, v in parts.items()}, "size": list(hw)})
+    return results
+
+
+def tensor_to_image(x: torch.Tensor) -> Image.Image:
+    arr = (x.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+PARAM_KEYS = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers", "style_layer_weights",
+              "style_blend", "normalization", "pooling", "init", "color", "iterations", "optimizer", "lr",
+              "history_size", "line_search", "size", "multiscale", "seed", "random_vgg")
+
+
+def write_result(out: str | Path, pair: Pair, result: dict, seconds: float, batch_size: int, device: str,
+                 rank: int = 0) -> Path:
+    """Image first, then its JSON (whose presence marks the pair done), both atomically."""
+    png, meta = output_paths(out, pair)
+    save_image(tensor_to_image(result["image"]), png)
+    record = {"content": pair.content, "styles": list(pair.styles), "name": pair.name,
+              "params": {k: getattr(pair.cfg, k) for k in PARAM_KEYS}, "size_hw": result["size"],
+              "losses": result["losses"], "final": result["parts"], "evaluations": result["evaluations"],
+              "seconds": round(seconds, 4), "batch_size": batch_size, "device": device, "rank": rank,
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    atomic_write_text(meta, json.dumps(record, indent=1, default=list) + "\n")
+    return png
+
+
+def render_all(loaded: list[Loaded], cfg: GatysConfig, out: Path, device, rank: int = 0,
+               report=print, progress_bar=None) -> tuple[int, list[tuple[str, str]]]:
+    """Render every loaded pair in size buckets; returns (rendered, [(pair name, error)])."""
+    import warnings
+
+    from .vgg import load_state
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore" if cfg.random_vgg else "default")
+        vgg_state = load_state(cfg.vgg_weights or None, random_init=cfg.random_vgg, seed=0)
+    layers: list[str] = []
+    for it in loaded:
+        layers += [l for l in (*it.pair.cfg.content_layers, *it.pair.cfg.style_layers) if l not in layers]
+    vgg = VGGFeatures(layers, vgg_state, pooling=cfg.pooling).to(device).eval()
+    rendered, failed = 0, []
+    for batch in buckets(loaded, cfg.batch):
+        start = time.perf_counter()
+        snapshot = None
+        if cfg.save_every:
+            def snapshot(indices, points, n, batch=batch):
+                if n % cfg.save_every == 0:
+                    for j, i in enumerate(indices):
+                        save_image(tensor_to_image(points[j]), Path(out) / "progress" / f"{batch[i].pair.name}_{n:05d}.png")
+        try:
+            results = render_batch(batch, lambda _layers: vgg, cfg, device, snapshot=snapshot,
+                                   progress=(lambda n: progress_bar.set_postfix(evals=n)) if progress_bar else None)
+        except BrushworkError as e:
+            for it in batch:
+                failed.append((it.pair.name, str(e)))
+                report(f"failed: {it.pair.name}: {e}")
+            continue
+        seconds = time.perf_counter() - start
+        for it, result in zip(batch, results):
+            write_result(out, it.pair, result, seconds, len(batch), str(device), rank)
+        rendered += len(batch)
+        if progress_bar:
+            progress_bar.update(len(batch))
+    return rendered, failed

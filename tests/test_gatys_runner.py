@@ -1,0 +1,154 @@
+"""train/gatys.py: pairs, per-pair overrides, batches = one at a time, 2 ranks, kill + rerun, bad images."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, SAMPLES, assert_one_error_line, free_port, kill_tree, run_script
+
+pytestmark = pytest.mark.slow
+CONTENT, STYLE = SAMPLES / "gatys" / "content", SAMPLES / "gatys" / "style"
+SMALL = ["--random_vgg", "--size", 32, "--iterations", 5]
+
+
+def gatys_command(*args, procs=1):
+    script = [str(REPO / "train/gatys.py"), *map(str, args)]
+    if procs == 1:
+        return [sys.executable, *script]
+    return [str(os.path.join(os.path.dirname(sys.executable), "accelerate")), "launch", "--multi_gpu",
+            "--num_processes", str(procs), "--num_machines", "1", "--main_process_port", str(free_port()),
+            "--mixed_precision", "no", "--dynamo_backend", "no", *script]
+
+
+def run_gatys(*args, procs=1, timeout=300):
+    return subprocess.run(gatys_command(*args, procs=procs), capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+
+
+def results(out):
+    return {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
+
+
+def test_two_ranks_render_every_pair_exactly_once(tmp_path):
+    out = tmp_path / "out"
+    proc = run_gatys("--content", CONTENT, "--style", STYLE, "--out", out, *SMALL, "--batch", 2, procs=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    done = results(out)
+    assert len(done) == 12 and all((out / f"{name}.png").is_file() for name in done)
+    assert sorted(r["rank"] for r in done.values()) == [0] * 6 + [1] * 6
+    assert "all ranks: rendered 12, already done 0, failed 0 of 12 pairs" in proc.stdout
+    record = done["tubingen__the_scream"]
+    assert record["evaluations"] == len(record["losses"]) > 1
+    assert record["params"]["style_weight"] == 1e6 and record["params"]["content_layers"] == ["conv4_2"]
+    assert record["size_hw"] == [24, 32] and Image.open(out / "tubingen__the_scream.png").size == (32, 24)
+    assert record["losses"][-1] < record["losses"][0]
+
+
+def test_kill_and_rerun_renders_only_the_missing_pairs(tmp_path):
+    out = tmp_path / "out"
+    cmd = gatys_command("--content", CONTENT, "--style", STYLE, "--out", out, "--random_vgg", "--size", 48,
+                        "--iterations", 12, "--batch", 1, procs=2)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(out.glob("*.json"))) < 3:
+        time.sleep(0.02)
+    kill_tree(proc.pid)
+    proc.wait()
+    before = {p.name: p.read_bytes() for p in out.glob("*.json")}
+    assert 3 <= len(before) < 12, "the job finished before it could be killed"
+    proc = run_gatys("--content", CONTENT, "--style", STYLE, "--out", out, "--random_vgg", "--size", 48,
+                     "--iterations", 12, "--batch", 1, procs=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"all ranks: rendered {12 - len(before)}, already done {len(before)}, failed 0" in proc.stdout
+    assert len(results(out)) == 12
+    assert all((out / name).read_bytes() == data for name, data in before.items())  # untouched
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+
+
+def test_batched_runner_equals_one_pair_at_a_time(tmp_path):
+    args = ["--content", CONTENT / "tubingen.jpg", "--style", STYLE, *SMALL, "--iterations", 8]
+    assert run_gatys(*args, "--out", tmp_path / "b3", "--batch", 3).returncode == 0
+    assert run_gatys(*args, "--out", tmp_path / "b1", "--batch", 1).returncode == 0
+    b3, b1 = results(tmp_path / "b3"), results(tmp_path / "b1")
+    assert set(b3) == set(b1) and len(b1) == 3
+    for name in b1:
+        assert b3[name]["batch_size"] == 3 and b1[name]["batch_size"] == 1
+        np.testing.assert_allclose(b3[name]["losses"], b1[name]["losses"], rtol=1e-4)
+        x3 = np.asarray(Image.open(tmp_path / "b3" / f"{name}.png"), dtype=int)
+        x1 = np.asarray(Image.open(tmp_path / "b1" / f"{name}.png"), dtype=int)
+        assert np.abs(x3 - x1).max() <= 1
+
+
+def test_a_corrupt_style_fails_only_its_pairs(tmp_path):
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    shutil.copy(STYLE / "starry_night.jpg", styles)
+    (styles / "broken.jpg").write_bytes((STYLE / "shipwreck.jpg").read_bytes()[:500])
+    out = tmp_path / "out"
+    proc = run_gatys("--content", CONTENT, "--style", styles, "--out", out, *SMALL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "rendered 4, already done 0, failed 4" in proc.stdout
+    failures = [l for l in proc.stderr.splitlines() if l.startswith("failed:")]
+    assert len(failures) == 4 and all("broken.jpg: truncated or corrupt" in l for l in failures)
+    assert sorted(results(out)) == sorted(f"{c.stem}__starry_night" for c in CONTENT.glob("*.jpg"))
+    # when every pair fails the job fails, with one line saying so
+    (styles / "starry_night.jpg").unlink()
+    proc = run_gatys("--content", CONTENT, "--style", styles, "--out", tmp_path / "out2", *SMALL)
+    assert_one_error_line(proc, "every pair failed (4)")
+
+
+def test_pairs_file_with_per_pair_overrides(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join([
+        json.dumps({"content": str(CONTENT / "tubingen.jpg"), "style": str(STYLE / "the_scream.jpg"), "name": "strong",
+                    "style_weight": 1e8}),
+        json.dumps({"content": str(CONTENT / "tubingen.jpg"),
+                    "style": [str(STYLE / "the_scream.jpg"), str(STYLE / "starry_night.jpg")], "style_blend": [0.7, 0.3],
+                    "style_layers": ["conv_1", "conv_2"], "name": "blend"}),
+    ]) + "\n")
+    out = tmp_path / "out"
+    proc = run_gatys("--pairs", pairs, "--out", out, *SMALL, "--preset", "paper")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    done = results(out)
+    assert done["strong"]["params"]["style_weight"] == 1e8 and done["strong"]["params"]["pooling"] == "avg"
+    assert done["strong"]["params"]["content_layers"] == ["conv_5"]  # from the paper preset
+    assert done["blend"]["params"]["style_layers"] == ["conv_1", "conv_2"] and len(done["blend"]["styles"]) == 2
+    csv = tmp_path / "pairs.csv"
+    csv.write_text(f"content,style,style_weight\n{CONTENT / 'dancing.jpg'},{STYLE / 'shipwreck.jpg'},oops\n")
+    proc = run_gatys("--pairs", csv, "--out", out, *SMALL)
+    assert_one_error_line(proc, "pairs.csv:2: style_weight expects a number, got 'oops'")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"content": "a.jpg", "style": "b.jpg", "pooling": "max"}) + "\n")
+    proc = run_gatys("--pairs", bad, "--out", out, *SMALL)
+    assert_one_error_line(proc, "'pooling' cannot be set per pair")
+
+
+def test_missing_vgg_weights_is_one_clear_line(tmp_path):
+    proc = run_gatys("--content", CONTENT / "dancing.jpg", "--style", STYLE / "shipwreck.jpg", "--out", tmp_path,
+                     "--size", 32, "--iterations", 2, "--vgg_weights", tmp_path / "none.pth")
+    assert_one_error_line(proc, "none.pth does not exist", "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth")
+
+
+def test_fig3_is_one_batched_job_and_fig4_plots(tmp_path):
+    proc = run_script("eval/gatys_figures.py", "fig3", "--content", CONTENT / "tubingen.jpg", "--style",
+                      STYLE / "the_scream.jpg", "--out", tmp_path, "--random_vgg", "--size", 32, "--iterations", 4,
+                      "--ratios", "1e-6,1e-8", "--depths", "3,5")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "4 rendered in one batch" in proc.stdout
+    cells = results(tmp_path / "cells")
+    assert {r["batch_size"] for r in cells.values()} == {4}
+    assert cells["depth3_ratio1e-08"]["params"]["style_layers"] == ["conv_1", "conv_2", "conv_3"]
+    assert cells["depth3_ratio1e-08"]["params"]["style_weight"] == 1e8
+    fig = Image.open(tmp_path / "fig3.png")
+    assert fig.width > 2 * 32 and fig.height > 2 * 24
+    proc = run_script("eval/gatys_figures.py", "fig4", tmp_path / "cells" / "depth5_ratio1e-06.json",
+                      "--out", tmp_path / "fig4.png")
+    assert proc.returncode == 0 and Image.open(tmp_path / "fig4.png").size[0] > 300
