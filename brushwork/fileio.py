@@ -11,6 +11,10 @@ from typing import IO, Iterator
 
 from .errors import BrushworkError
 
+# mkstemp creates files as 0600; finished outputs get the permissions a plain open() would give
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def disk_error(path: str | os.PathLike, err: OSError) -> BrushworkError:
     """One clear line for the OS errors a user can act on."""
@@ -28,6 +32,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)
     try:
         with os.fdopen(fd, mode) as f:
             yield f

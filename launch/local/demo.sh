@@ -32,9 +32,34 @@ LAUNCH=("$ACC" launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_pre
 "$PY" eval/translate.py "$OUT/runs/cyclegan-monet" --input data_prep/samples/monet2photo/testB \
     --out "$OUT/translated/photo_to_monet" --direction BtoA
 
+step "4. Gatys: every bundled content x style pair in one batched run (random VGG: no weights offline), Fig. 3 and 4"
+"$PY" train/gatys.py --content data_prep/samples/gatys/content --style data_prep/samples/gatys/style \
+    --out "$OUT/gatys" --random_vgg --size 128 --iterations 40 --batch 4
+"$PY" eval/gatys_figures.py fig3 --content data_prep/samples/gatys/content/tubingen.jpg \
+    --style data_prep/samples/gatys/style/the_scream.jpg --out "$OUT/gatys_figures" --random_vgg --size 96 --iterations 30
+"$PY" eval/gatys_figures.py fig4 "$OUT/gatys/tubingen__the_scream.json" "$OUT/gatys/dancing__starry_night.json" \
+    --out "$OUT/gatys_figures/fig4.png"
+
+step "5. Eval: grids, loss plot, FID/KID (random features offline), a survey package, synthetic answers, scores"
+"$PY" eval/grids.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval/grids" --rows 4 --size 128
+"$PY" eval/plots.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval/losses.png"
+"$PY" eval/fid.py --fake "$OUT/translated/monet_to_photo" --real data_prep/samples/monet2photo/testB --random_features \
+    --out "$OUT/eval/fid.json"
+rm -rf "$OUT/eval/survey" "$OUT/eval/survey_responses"
+"$PY" eval/survey.py build --fakes "$OUT/translated/monet_to_photo" --reals data_prep/samples/monet2photo/testB \
+    --out "$OUT/eval/survey" --n 4 --zip
+"$PY" eval/survey.py simulate "$OUT/eval/survey_key.json" --raters 14 --out "$OUT/eval/survey_responses"
+"$PY" eval/survey.py score "$OUT/eval/survey_key.json" "$OUT"/eval/survey_responses/*.json --out "$OUT/eval/survey_results"
+
 step "Done. Outputs:"
 echo "  real samples (validated):   data_prep/samples  (sources: data_prep/samples/SOURCES.md)"
 echo "  synthetic dataset:          $OUT/synth"
 echo "  shards + manifests:         $OUT/shards/monet2photo, $OUT/shards/synth"
 echo "  CycleGAN run dir:           $OUT/runs/cyclegan-monet (checkpoints/, samples/, export/, tb/: tensorboard --logdir $OUT/runs)"
 echo "  translated test images:     $OUT/translated/monet_to_photo, $OUT/translated/photo_to_monet"
+echo "  Gatys renders (+ .json):    $OUT/gatys"
+echo "  Gatys Fig. 3 / Fig. 4:      $OUT/gatys_figures/fig3.png, $OUT/gatys_figures/fig4.png"
+echo "  CycleGAN grids, loss plot:  $OUT/eval/grids, $OUT/eval/losses.png (FID/KID: $OUT/eval/fid.json)"
+echo "  survey package (send it):   $OUT/eval/survey/index.html, $OUT/eval/survey.zip"
+echo "  survey key (keep it):       $OUT/eval/survey_key.json"
+echo "  survey scores + chart:      $OUT/eval/survey_results/results.md, $OUT/eval/survey_results/survey_chart.png"

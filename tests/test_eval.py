@@ -1,0 +1,99 @@
+"""Eval stage: grids, loss plots, FID/KID maths and feature extraction."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brushwork import fid
+
+from conftest import assert_one_error_line, run_script, run_train, synth_shards
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evalrun")
+    shards = synth_shards(root)
+    run = root / "run"
+    proc = run_train(run, shards, "--max_steps", 4, "--num_workers", 0, "--log_every", 1)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return run
+
+
+@pytest.mark.slow
+def test_grids_for_one_and_several_runs(trained_run, tmp_path):
+    proc = run_script("eval/grids.py", trained_run, trained_run, "--out", tmp_path, "--rows", 3, "--size", 32)
+    assert proc.returncode == 0, proc.stderr
+    a = Image.open(tmp_path / "run_A.png")
+    assert a.size == (3 * 32, 3 * 32 + 16)  # real | fake | reconstructed, 3 rows, a caption strip
+    fig7 = Image.open(tmp_path / "fig7_photo_to_artists.png")
+    assert fig7.size == (3 * 32, 3 * 32 + 16)  # the photo column + one column per run
+    # the seeded choice is reproducible
+    again = tmp_path / "again"
+    assert run_script("eval/grids.py", trained_run, "--out", again, "--rows", 3, "--size", 32).returncode == 0
+    assert (again / "run_A.png").read_bytes() == (tmp_path / "run_A.png").read_bytes()
+
+
+@pytest.mark.slow
+def test_loss_plot_from_tensorboard(trained_run, tmp_path):
+    proc = run_script("eval/plots.py", trained_run, "--out", tmp_path / "losses.png")
+    assert proc.returncode == 0, proc.stderr
+    assert "up to step 4" in proc.stdout and Image.open(tmp_path / "losses.png").size[0] > 400
+    proc = run_script("eval/plots.py", tmp_path)
+    assert_one_error_line(proc, "no TensorBoard events")
+
+
+def test_sqrtm_matches_a_reference():
+    g = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+    vals = torch.tensor([4.0, 1.0, 0.25, 9.0, 2.0, 0.5], dtype=torch.float64)
+    a = q @ torch.diag(vals) @ q.T
+    expected = q @ torch.diag(vals.sqrt()) @ q.T
+    assert torch.allclose(fid.sqrtm_psd(a), expected, atol=1e-12)
+    # diagonal covariances: FID = |mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2
+    s1, s2 = torch.diag(torch.tensor([1.0, 4.0, 9.0])), torch.diag(torch.tensor([4.0, 4.0, 1.0]))
+    mu1, mu2 = torch.zeros(3), torch.tensor([1.0, 0.0, 2.0])
+    assert abs(fid.frechet_distance(mu1, s1, mu2, s2) - (5 + 1 + 0 + 4)) < 1e-9
+
+
+def image_set(seed, n=12, shift=0):
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(np.clip(rng.normal(110 + shift, 40, (48, 48, 3)), 0, 255).astype(np.uint8))
+            for _ in range(n)]
+
+
+def test_fid_and_kid_identical_vs_shifted():
+    net = fid.random_feature_net()
+    base = fid.features(net, image_set(0))
+    same = fid.features(net, image_set(0))
+    other = fid.features(net, image_set(1))
+    shifted = fid.features(net, image_set(1, shift=60))
+    assert abs(fid.fid(base, same)) < 1e-6
+    assert fid.fid(base, shifted) > 10 * fid.fid(base, other) > 0
+    assert fid.kid(base, shifted, subsets=3, subset_size=12)[0] > fid.kid(base, other, subsets=3, subset_size=12)[0]
+
+
+def test_inception_weights_from_a_file(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    state = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict()
+    torch.save(state, tmp_path / "inception.pth")
+    net = fid.inception(tmp_path / "inception.pth")
+    assert fid.features(net, image_set(0, n=2)).shape == (2, 2048)
+    with pytest.raises(Exception, match=r"nope.pth does not exist; download https://download.pytorch.org/models/inception"):
+        fid.inception(tmp_path / "nope.pth")
+
+
+def test_fid_cli_flags_random_features(tmp_path):
+    for name, seed, shift in (("a", 0, 0), ("b", 1, 60)):
+        (tmp_path / name).mkdir()
+        for i, img in enumerate(image_set(seed, n=6, shift=shift)):
+            img.save(tmp_path / name / f"{i}.png")
+    proc = run_script("eval/fid.py", "--fake", tmp_path / "a", "--real", tmp_path / "b", "--random_features",
+                      "--out", tmp_path / "fid.json", "--kid_subset_size", 6)
+    assert proc.returncode == 0, proc.stderr
+    assert "NOT COMPARABLE" in proc.stdout and "NOT COMPARABLE" in (tmp_path / "fid.json").read_text()
+    proc = run_script("eval/fid.py", "--fake", tmp_path / "a", "--real", tmp_path / "b",
+                      "--inception_weights", tmp_path / "missing.pth")
+    assert_one_error_line(proc, "missing.pth does not exist")
