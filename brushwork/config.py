@@ -392,6 +392,8 @@ class GatysConfig:
     random_vgg: bool = setting(False, "random VGG-19 weights: for tests and demos only, not artistic")
     seed: int = setting(0, "seed for noise init")
     max_pixels: int = setting(80_000_000, "refuse input images with more pixels than this")
+    part: int = setting(0, "with --parts N: render only pairs i with i % N == part (a job array task)")
+    parts: int = setting(1, "split the pairs into this many parts (SLURM_ARRAY_TASK_COUNT)")
 
 
 PAIR_OVERRIDES = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers",

@@ -153,9 +153,26 @@ class Loaded:
         return fit(self.content.width, self.content.height, longer)
 
 
+def min_side(layers) -> int:
+    """Smallest image side that still leaves at least one pixel at the deepest layer."""
+    from .vgg import layer_index, layer_names
+
+    deepest = max(layer_index(l) for l in layers)
+    pools = sum(1 for i, names in enumerate(layer_names()) if i < deepest and names[0].startswith("pool"))
+    return 2 ** pools
+
+
 def load_pair(pair: Pair, max_pixels: int) -> Loaded:
-    """Decode a pair's images; ImageError names the file that is bad."""
-    return Loaded(pair, load_image(pair.content, max_pixels), [load_image(s, max_pixels) for s in pair.styles])
+    """Decode a pair's images and check its sizes; the error names the file or the size that is wrong."""
+    loaded = Loaded(pair, load_image(pair.content, max_pixels), [load_image(s, max_pixels) for s in pair.styles])
+    layers = (*pair.cfg.content_layers, *pair.cfg.style_layers)
+    need = min_side(layers)
+    for longer in scale_sizes(pair.cfg):
+        h, w = loaded.output_hw(longer)
+        if min(h, w) < need:
+            raise BrushworkError(f"{pair.content}: output {w}x{h} is too small for layers {', '.join(layers)} "
+                                 f"(each side needs at least {need} px); use a larger --size")
+    return loaded
 
 
 def bucket_key(item: Loaded, longer: int) -> tuple:

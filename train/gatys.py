@@ -29,7 +29,7 @@ import torch
 
 from brushwork import cli, config, gatys_run
 from brushwork.config import GatysConfig
-from brushwork.errors import BrushworkError, ImageError
+from brushwork.errors import BrushworkError
 
 
 def main(**flags):
@@ -46,13 +46,16 @@ def main(**flags):
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         config.write_resolved(cfg, out, "gatys_config.toml")
+    if not 0 <= cfg.part < cfg.parts:
+        raise BrushworkError(f"--part must be in 0..{cfg.parts - 1}, got {cfg.part}")
+    pairs = pairs[cfg.part::cfg.parts]  # this array task's share, then each rank's share of it
     mine = pairs[rank::world]
     todo = [p for p in mine if not gatys_run.is_done(out, p)]
     failed, loaded = [], []
     for pair in todo:
         try:
             loaded.append(gatys_run.load_pair(pair, cfg.max_pixels))
-        except ImageError as e:
+        except BrushworkError as e:  # unreadable image or unusable size: this pair only
             failed.append((pair.name, str(e)))
             print(f"failed: {pair.name}: {e}", file=sys.stderr, flush=True)
 
