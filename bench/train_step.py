@@ -29,7 +29,9 @@ REPO = Path(__file__).resolve().parent.parent
 ORIGINAL = REPO.parent / "shared" / "reference" / "junyanz_bench.py"
 
 
-def time_brushwork(size, batch, iters, warmup, channels_last=False, device="cpu", mixed=None):
+def time_brushwork(size, batch, iters, warmup, channels_last=False, device="cpu", mixed=None, join_passes=None):
+    """Seconds per step; join_passes defaults to the trainer's rule (joined on GPU, separate on CPU)."""
+    join_passes = device == "cuda" if join_passes is None else join_passes
     torch.manual_seed(0)
     nets = {n: init_weights(ResnetGenerator(ngf=64, n_blocks=9) if n[0] == "G" else NLayerDiscriminator(ndf=64))
             for n in ("G_A", "G_B", "D_A", "D_B")}
@@ -49,6 +51,7 @@ def time_brushwork(size, batch, iters, warmup, channels_last=False, device="cpu"
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         kwargs = {"autocast": autocast} if autocast else {}
+        kwargs["join_passes"] = join_passes
         train_step(a, b, G_A=nets["G_A"], G_B=nets["G_B"], D_A=nets["D_A"], D_B=nets["D_B"], raw_D_A=nets["D_A"],
                    raw_D_B=nets["D_B"], opt_G=opt_G, opt_D=opt_D, pools=pools, w=StepWeights(), **kwargs)
         if device == "cuda":
@@ -74,15 +77,21 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--channels_last", action="store_true")
     p.add_argument("--no_original", action="store_true")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the original harness always runs on CPU)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for brushwork (GPU)")
+    p.add_argument("--join_passes", choices=("auto", "on", "off"), default="auto",
+                   help="batch passes through the same network together (auto: on GPU only, as the trainer)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
     for size in args.sizes:
         for batch in args.batches:
-            ours = time_brushwork(size, batch, args.iters, args.warmup, args.channels_last)
+            ours = time_brushwork(size, batch, args.iters, args.warmup, args.channels_last, args.device,
+                                  torch.bfloat16 if args.bf16 else None,
+                                  {"auto": None, "on": True, "off": False}[args.join_passes])
             row = {"size": size, "batch": batch, "brushwork_s": statistics.median(ours),
                    "brushwork_all": [round(t, 3) for t in ours]}
-            if not args.no_original and ORIGINAL.exists():
+            if not args.no_original and ORIGINAL.exists() and args.device == "cpu":
                 orig = time_original(size, batch, args.iters, args.warmup, args.threads)
                 row.update(original_s=statistics.median(orig), original_all=orig,
                            speedup=statistics.median(orig) / statistics.median(ours))

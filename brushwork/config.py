@@ -254,6 +254,12 @@ def write_resolved(cfg: Any, out_dir: str | os.PathLike, name: str = "config.tom
     return path
 
 
+def help_text(doc: str, cls: type, tool: str, preset: str, extra: str = "") -> str:
+    """A CLI's --help: its docstring, then every flag with the preset's default."""
+    flags = describe(cls, load_config(cls, preset, tool=tool))
+    return f"{doc}\nflags (defaults of configs/{tool}/{preset}.toml):\n{flags}" + (f"\n{extra}" if extra else "")
+
+
 def describe(cls: type, defaults: Any = None) -> str:
     """One line per flag: name, type, default (from ``defaults`` if given), help."""
     defaults = defaults if defaults is not None else cls()

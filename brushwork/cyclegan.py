@@ -30,14 +30,20 @@ class StepWeights:
 def train_step(real_A: torch.Tensor, real_B: torch.Tensor, *, G_A, G_B, D_A, D_B, raw_D_A, raw_D_B,
                opt_G, opt_D, pools: dict[str, ImagePool], w: StepWeights,
                backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
-               autocast=nullcontext, features=None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Update G_A+G_B, then D_A+D_B. Returns (detached losses, images for sample grids)."""
+               autocast=nullcontext, features=None, join_passes: bool = True
+               ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Update G_A+G_B, then D_A+D_B. Returns (detached losses, images for sample grids).
+
+    ``join_passes`` runs passes through the same network as one batch (GPU: fewer, fuller kernels);
+    off, they run one after another as in the original (CPU: smaller working set).
+    """
     n = real_A.shape[0]
+    both = (lambda net, x, y: net(torch.cat([x, y])).split(n)) if join_passes else (lambda net, x, y: (net(x), net(y)))
     with autocast():
         fake_B, fake_A = G_A(real_A), G_B(real_B)
         if w.lambda_identity > 0:
-            rec_B, idt_A = G_A(torch.cat([fake_A, real_B])).split(n)
-            rec_A, idt_B = G_B(torch.cat([fake_B, real_A])).split(n)
+            rec_B, idt_A = both(G_A, fake_A, real_B)
+            rec_A, idt_B = both(G_B, fake_B, real_A)
         else:
             rec_B, rec_A = G_A(fake_A), G_B(fake_B)
         raw_D_A.requires_grad_(False)
@@ -61,8 +67,8 @@ def train_step(real_A: torch.Tensor, real_B: torch.Tensor, *, G_A, G_B, D_A, D_B
     raw_D_B.requires_grad_(True)
     pooled_B, pooled_A = pools["B"].query(fake_B.detach()), pools["A"].query(fake_A.detach())
     with autocast():
-        d_real_B, d_fake_B = D_A(torch.cat([real_B, pooled_B])).split(n)
-        d_real_A, d_fake_A = D_B(torch.cat([real_A, pooled_A])).split(n)
+        d_real_B, d_fake_B = both(D_A, real_B, pooled_B)
+        d_real_A, d_fake_A = both(D_B, real_A, pooled_A)
         loss["D_A"] = losses.discriminator_loss(d_real_B, d_fake_B, w.gan_mode)
         loss["D_B"] = losses.discriminator_loss(d_real_A, d_fake_A, w.gan_mode)
     opt_D.zero_grad(set_to_none=True)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import BrushworkError
+from .weights import resolve as resolve_weights
 
 WEIGHTS_FILE = "inception_v3_google-0cc3c7bd.pth"
 WEIGHTS_URL = f"https://download.pytorch.org/models/{WEIGHTS_FILE}"
@@ -29,21 +30,15 @@ def inception(weights: str | os.PathLike | None = None, random_features: bool = 
 
     if random_features:
         return random_feature_net(seed)
-    else:
-        path = Path(weights) if weights else Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
-        if not path.is_file():
-            where = f"--inception_weights {path} does not exist" if weights else f"no Inception-v3 weights at {path}"
-            raise BrushworkError(f"{where}; download {WEIGHTS_URL} there or pass --inception_weights PATH "
-                                 "(--random_features for tests only)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False,
-                                                  transform_input=True)
-            net.load_state_dict(state)
-        except Exception as e:
-            raise BrushworkError(f"{path}: not torchvision Inception-v3 weights ({str(e).splitlines()[0][:120]})") from None
-        net.AuxLogits = None
-        net.aux_logits = False
+    path = resolve_weights(weights, WEIGHTS_FILE, WEIGHTS_URL, "--inception_weights", "--random_features")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
+        net.load_state_dict(state)
+    except Exception as e:
+        raise BrushworkError(f"{path}: not torchvision Inception-v3 weights ({str(e).splitlines()[0][:120]})") from None
+    net.AuxLogits = None
+    net.aux_logits = False
     net.fc = torch.nn.Identity()
     return net.eval()
 

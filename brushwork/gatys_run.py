@@ -263,7 +263,7 @@ def render_batch(items: list[Loaded], vgg_for, cfg: GatysConfig, device, dtype=t
             if progress:
                 progress(evals[0])
             if snapshot and points is not None:
-                snapshot(indices, points, evals[0])
+                snapshot(indices, points, evals[0], longer)
 
         if cfg.optimizer == "lbfgs":
             x, hist = optim.batched_lbfgs(
@@ -328,10 +328,11 @@ def render_all(loaded: list[Loaded], cfg: GatysConfig, out: Path, device, rank: 
         start = time.perf_counter()
         snapshot = None
         if cfg.save_every:
-            def snapshot(indices, points, n, batch=batch):
+            def snapshot(indices, points, n, scale, batch=batch):
                 if n % cfg.save_every == 0:
                     for j, i in enumerate(indices):
-                        save_image(tensor_to_image(points[j]), Path(out) / "progress" / f"{batch[i].pair.name}_{n:05d}.png")
+                        name = f"{batch[i].pair.name}_{scale}px_{n:05d}.png"
+                        save_image(tensor_to_image(points[j]), Path(out) / "progress" / name)
         try:
             results = render_batch(batch, lambda _layers: vgg, cfg, device, snapshot=snapshot,
                                    progress=(lambda n: progress_bar.set_postfix(evals=n)) if progress_bar else None)

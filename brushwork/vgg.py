@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from pathlib import Path
 
 import torch
 
 from torch import nn
 
 from .errors import BrushworkError
+from .weights import resolve as resolve_weights
 
 # torchvision's vgg19.features: conv widths per block, 'M' = pool
 VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
@@ -67,10 +67,6 @@ def build_features(depth: int, pooling: str = "max") -> nn.Sequential:
     return nn.Sequential(*layers[:depth])
 
 
-def default_weights_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
-
-
 def load_state(weights: str | os.PathLike | None = None, random_init: bool = False, seed: int = 0) -> dict:
     """A vgg19.features state dict ('0.weight', ...) from a file, the torch hub cache, or a seeded init."""
     if random_init:
@@ -80,11 +76,7 @@ def load_state(weights: str | os.PathLike | None = None, random_init: bool = Fal
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return torchvision.models.vgg19(weights=None).features.state_dict()
-    path = Path(weights) if weights else default_weights_path()
-    if not path.is_file():
-        where = f"--vgg_weights {path} does not exist" if weights else f"no VGG-19 weights at {path}"
-        raise BrushworkError(f"{where}; download {WEIGHTS_URL} to {default_weights_path()} or pass "
-                             "--vgg_weights PATH (--random_vgg for tests only)")
+    path = resolve_weights(weights, WEIGHTS_FILE, WEIGHTS_URL, "--vgg_weights", "--random_vgg")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -152,3 +152,34 @@ def test_fig3_is_one_batched_job_and_fig4_plots(tmp_path):
     proc = run_script("eval/gatys_figures.py", "fig4", tmp_path / "cells" / "depth5_ratio1e-06.json",
                       "--out", tmp_path / "fig4.png")
     assert proc.returncode == 0 and Image.open(tmp_path / "fig4.png").size[0] > 300
+
+
+def test_multiscale_colour_and_snapshots(tmp_path):
+    out = tmp_path / "out"
+    proc = run_gatys("--content", CONTENT / "tubingen.jpg", "--style", STYLE / "starry_night.jpg", "--out", out,
+                     "--random_vgg", "--multiscale", "32,48", "--iterations", 4, "--color", "luminance",
+                     "--save_every", 2, "--line_search", "none")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = results(out)["tubingen__starry_night"]
+    assert record["size_hw"] == [36, 48] and record["params"]["multiscale"] == [32, 48]
+    assert record["evaluations"] == 8  # 4 per scale, one evaluation per iteration without line search
+    assert Image.open(out / "tubingen__starry_night.png").size == (48, 36)
+    snapshots = sorted(p.name for p in (out / "progress").glob("*.png"))
+    assert snapshots == [f"tubingen__starry_night_{px}px_{n:05d}.png" for px in (32, 48) for n in (2, 4)]
+    # luminance transfer keeps the content's colours: the chrominance equals the content's
+    import torch
+
+    from brushwork import gatys
+
+    content = torch_image(CONTENT / "tubingen.jpg", (36, 48))
+    result = torch_image(out / "tubingen__starry_night.png", (36, 48))
+    m = gatys._RGB2YIQ
+    iq = lambda x: torch.einsum("ij,jhw->ihw", m, x)[1:]
+    assert (iq(result) - iq(content)).abs().mean() < 0.02
+
+
+def torch_image(path, hw):
+    import torch
+
+    img = Image.open(path).convert("RGB").resize((hw[1], hw[0]), Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, SAMPLES, TINY_GAN, free_port, synth_shards
+from conftest import REPO, SAMPLES, TINY_GAN, free_port, kill_tree, synth_shards
 
 pytestmark = pytest.mark.slow
 LAUNCH_SCRIPTS = sorted([*REPO.glob("launch/**/*.sh"), *REPO.glob("launch/**/*.sbatch"), REPO / ".ci/run"])
@@ -78,6 +78,18 @@ def shards(tmp_path_factory):
     return synth_shards(tmp_path_factory.mktemp("launch"))
 
 
+def run_tree(cmd, timeout=300, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run that, on a timeout, also ends every process the command started."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc.pid)
+        out, err = proc.communicate()
+        err += f"\n(timed out after {timeout} s)"
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def latest(run):
     path = run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
     return (json.loads((path / "meta.json").read_text()),
@@ -97,11 +109,11 @@ def test_scripts_are_shellcheck_clean():
 def test_multinode_sbatch_runs_one_launcher_per_node(tmp_path, shims, shards):
     env, log = shims
     run = tmp_path / "run"
+    # static rendezvous: with every "node" on one host, c10d's store election can race (real nodes differ)
     env.update(SLURM_JOB_ID="77", SLURM_NNODES="2", SLURM_JOB_NODELIST="node[01-02]", DOMAIN="synth",
                RUN_DIR=str(run), PORT=str(free_port()), EXTRA_ARGS=tiny(shards) + " --max_steps 6",
-               PROCS_PER_NODE="1")
-    proc = subprocess.run(["bash", "launch/slurm/train_cyclegan_multinode.sbatch"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+               PROCS_PER_NODE="1", RDZV="static")
+    proc = run_tree(["bash", "launch/slurm/train_cyclegan_multinode.sbatch"], cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     calls = log.read_text().splitlines()
     assert calls[0] == "scontrol show hostnames node[01-02]"
@@ -110,7 +122,7 @@ def test_multinode_sbatch_runs_one_launcher_per_node(tmp_path, shims, shards):
     assert len(launches) == 2
     for rank, line in enumerate(launches):
         assert f"--machine_rank {rank} " in line and "--num_machines 2 --num_processes 2" in line
-        assert "--main_process_ip 127.0.0.1" in line and "--rdzv_backend c10d" in line
+        assert "--main_process_ip 127.0.0.1" in line and "--rdzv_backend static" in line
         assert line.endswith(f"--resume auto --mixed_precision no {tiny(shards)} --max_steps 6")
     meta, ranks, path = latest(run)
     assert meta["step"] == 6 and meta["world"] == 2 and len(ranks) == 2
@@ -123,8 +135,7 @@ def test_two_nodes_on_localhost_then_resume_on_one_node(tmp_path, shards):
     env = {**os.environ, "PY": sys.executable, "PORT": str(free_port()), "OMP_NUM_THREADS": "1"}
     args = ["--domain", "synth", "--run_dir", str(run), *tiny(shards).split(), "--epochs", "1", "--epochs_decay", "3",
             "--checkpoint_every", "100"]
-    proc = subprocess.run(["bash", "launch/local/train_two_nodes_localhost.sh", *args, "--max_steps", "12"], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = run_tree(["bash", "launch/local/train_two_nodes_localhost.sh", *args, "--max_steps", "12"], cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta, ranks, path = latest(run)
     assert (meta["step"], meta["world"], meta["images_seen"]) == (12, 2, 24)
@@ -133,9 +144,8 @@ def test_two_nodes_on_localhost_then_resume_on_one_node(tmp_path, shards):
     assert sorted(p.name for p in path.iterdir()) == ["meta.json", "models.pt", "optim.pt", "rank_00000.pt", "rank_00001.pt"]
     # resume on one machine with 2 processes: the global step and the LR schedule carry on
     env["NPROC"], env["DOMAIN"], env["RUN_DIR"], env["PORT"] = "2", "synth", str(run), str(free_port())
-    proc = subprocess.run(["bash", "launch/local/train_cyclegan.sh", *tiny(shards).split(), "--epochs", "1",
-                           "--epochs_decay", "3", "--checkpoint_every", "100", "--max_steps", "20"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_tree(["bash", "launch/local/train_cyclegan.sh", *tiny(shards).split(), "--epochs", "1",
+                     "--epochs_decay", "3", "--checkpoint_every", "100", "--max_steps", "20"], cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "step 12 -> 20" in proc.stdout
     meta, _, _ = latest(run)
@@ -152,8 +162,7 @@ def test_prep_shards_array_then_manifest(tmp_path, shims):
     env, log = shims
     out = tmp_path / "shards" / "monet2photo"
     env.update(INPUT=str(SAMPLES / "monet2photo"), OUT=str(out), JOBS="3", SHARD_ARGS="--samples_per_shard 8")
-    proc = subprocess.run(["bash", "launch/slurm/prep_shards.sh"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = run_tree(["bash", "launch/slurm/prep_shards.sh"], cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr + (Path(str(log) + ".out").read_text())
     calls = [l for l in log.read_text().splitlines() if l.startswith("sbatch")]
     assert calls[0] == "sbatch --parsable --array=0-2 --export=ALL launch/slurm/prep_shards.sbatch"
@@ -175,8 +184,7 @@ def test_gatys_array_splits_the_pairs(tmp_path, shims):
     out = tmp_path / "renders"
     env.update(PAIRS=str(pairs), OUT=str(out), PRESET="default", PORT=str(free_port()),
                EXTRA_ARGS="--random_vgg --size 32 --iterations 2")
-    proc = subprocess.run(["sbatch", "--array=0-1", "launch/slurm/gatys.sbatch"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = run_tree(["sbatch", "--array=0-1", "launch/slurm/gatys.sbatch"], cwd=REPO, env=env)
     assert proc.returncode == 0, Path(str(log) + ".out").read_text()[-3000:]
     job_log = Path(str(log) + ".out").read_text()
     assert "--part 0 --parts 2" in job_log and "--part 1 --parts 2" in job_log
@@ -207,8 +215,7 @@ def test_sigusr1_to_the_local_script_checkpoints_and_rerun_resumes(tmp_path, sha
     step = latest(run)[0]["step"]
     assert step > 0
     env["PORT"] = str(free_port())
-    proc = subprocess.run([*args[:-2], "--max_steps", str(step + 2)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = run_tree([*args[:-2], "--max_steps", str(step + 2)], cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"step {step} -> {step + 2}" in proc.stdout
 
@@ -236,7 +243,6 @@ def test_cpu_accelerate_config_gives_two_ranks(tmp_path, shards):
            str(REPO / "launch/accelerate/cpu_2proc.yaml"), "--main_process_port", str(free_port()),
            str(REPO / "train/cyclegan.py"), "--domain", "synth", "--run_dir", str(run), *tiny(shards).split(),
            "--max_steps", "2"]
-    proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                          timeout=300)
+    proc = run_tree(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert latest(run)[0]["world"] == 2

@@ -36,8 +36,8 @@ def test_translator_learns_the_known_mapping(tmp_path):
     start = mean_psnr_to_truth(init_weights(ResnetGenerator(ngf=16, n_blocks=3)).eval(), files)
 
     run = tmp_path / "run"
-    proc = run_train(run, shards, "--ngf", 16, "--ndf", 16, "--n_blocks", 3, "--batch_size", 4, "--max_steps", 400,
-                     "--lr", 1e-3, "--lambda_identity", 0, "--pool_size", 0, "--num_workers", 1,
+    proc = run_train(run, shards, "--ngf", 16, "--ndf", 16, "--n_blocks", 3, "--batch_size", 4, "--max_steps", 500,
+                     "--lr", 5e-4, "--lambda_identity", 0, "--pool_size", 0, "--num_workers", 1,
                      "--checkpoint_every", 1000, "--log_every", 100, "--sample_every", 1000, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     learned = mean_psnr_to_truth(checkpoint.load_generator(run, "AtoB"), files)

@@ -32,7 +32,7 @@ from brushwork.networks import NLayerDiscriminator, ResnetGenerator, init_weight
 from brushwork.pool import ImagePool
 
 ARCH_FIELDS = ("ngf", "ndf", "n_blocks", "n_layers_d")
-LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
+SIGNAL_CHECK_EVERY = 10  # ranks agree on a preemption signal every N steps (one tiny all-reduce)
 
 
 def resolve_config(flags: dict) -> CycleGANConfig:
@@ -75,7 +75,6 @@ def perceptual_features(cfg: CycleGANConfig, device):
 def main(**flags):
     cfg = resolve_config(flags)
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
 
     on_gpu = torch.cuda.is_available()
     if cfg.mixed_precision == "fp16" and not on_gpu:
@@ -84,8 +83,11 @@ def main(**flags):
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     run_dir = Path(cfg.run_dir)
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    ddp = DistributedDataParallelKwargs(gradient_as_bucket_view=True)  # grads live in the buckets: no copy
     accelerator = Accelerator(cpu=not on_gpu, mixed_precision=cfg.mixed_precision, log_with="tensorboard",
-                              project_dir=str(run_dir))
+                              project_dir=str(run_dir), kwargs_handlers=[ddp])
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     say = accelerator.print
     barrier = accelerator.wait_for_everyone
@@ -115,10 +117,11 @@ def main(**flags):
 
     # ---- model, optimisers, state ----------------------------------------------------------
     nets = build_networks(cfg)
+    fused = {"fused": True} if on_gpu else {}  # one kernel for the whole update on GPUs
     opt_G = torch.optim.Adam(list(nets["G_A"].parameters()) + list(nets["G_B"].parameters()), lr=cfg.lr,
-                             betas=(cfg.beta1, cfg.beta2))
+                             betas=(cfg.beta1, cfg.beta2), **fused)
     opt_D = torch.optim.Adam(list(nets["D_A"].parameters()) + list(nets["D_B"].parameters()), lr=cfg.lr,
-                             betas=(cfg.beta1, cfg.beta2))
+                             betas=(cfg.beta1, cfg.beta2), **fused)
     pools = {"A": ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * rank),
              "B": ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * rank + 1)}
     if state:
@@ -182,7 +185,8 @@ def main(**flags):
 
         loss, images = train_step(real_A, real_B, G_A=G_A, G_B=G_B, D_A=D_A, D_B=D_B, raw_D_A=raw_D_A,
                                   raw_D_B=raw_D_B, opt_G=opt_G, opt_D=opt_D, pools=pools, w=weights,
-                                  backward=accelerator.backward, autocast=accelerator.autocast, features=features)
+                                  backward=accelerator.backward, autocast=accelerator.autocast, features=features,
+                                  join_passes=on_gpu)
 
         epoch_before = schedule.epoch_of(images_seen, epoch_images)
         step, images_seen, data_batches = step + 1, images_seen + global_batch, data_batches + 1
@@ -207,8 +211,13 @@ def main(**flags):
             (run_dir / "samples").mkdir(exist_ok=True)
             sample.save(run_dir / "samples" / f"step_{step:08d}.png")
 
-        flag = torch.tensor([float(bool(stop_signal))], device=device)
-        stopping = world > 1 and accelerator.reduce(flag, "max").item() > 0 or bool(stop_signal)
+        if world == 1:
+            stopping = bool(stop_signal)
+        elif step % SIGNAL_CHECK_EVERY == 0 or step == end_step:  # agree on stopping without a sync every step
+            flag = torch.tensor([float(bool(stop_signal))], device=device)
+            stopping = accelerator.reduce(flag, "max").item() > 0
+        else:
+            stopping = False
         epoch_end = schedule.epoch_of(images_seen, epoch_images) > epoch_before
         if stopping or epoch_end or step % cfg.checkpoint_every == 0 or step == end_step:
             save_checkpoint()
@@ -228,9 +237,8 @@ def main(**flags):
 
 
 def help_text():
-    return __doc__ + "\nflags (defaults from configs/cyclegan/base.toml where set there):\n" + config.describe(
-        CycleGANConfig, config.load_config(CycleGANConfig, "base", tool="cyclegan")) + \
-        "\n  --preset             a TOML preset (default: configs/cyclegan/{domain}.toml)"
+    return config.help_text(__doc__, CycleGANConfig, "cyclegan", "base",
+                            "  --preset             a TOML preset (default: configs/cyclegan/{domain}.toml)")
 
 
 if __name__ == "__main__":

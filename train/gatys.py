@@ -83,9 +83,8 @@ def main(**flags):
 
 
 def help_text():
-    return __doc__ + "\nflags (defaults of configs/gatys/default.toml):\n" + config.describe(
-        GatysConfig, config.load_config(GatysConfig, "default", tool="gatys")) + \
-        "\n  --preset             default or paper (or a TOML path)"
+    return config.help_text(__doc__, GatysConfig, "gatys", "default",
+                            "  --preset             default or paper (or a TOML path)")
 
 
 if __name__ == "__main__":
