@@ -9,7 +9,9 @@ import os
 import sys
 from typing import Callable
 
-from .errors import BrushworkError
+import inspect
+
+from .errors import BrushworkError, ConfigError
 from .fileio import disk_error
 
 EXIT_FAILED = 1
@@ -19,6 +21,25 @@ EXIT_INTERRUPTED = 130
 
 def error_line(prog: str, message: str) -> None:
     print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+
+
+def check_flags(main: Callable | dict, argv: list[str]) -> None:
+    """Unknown ``--flags`` of a plain function CLI become one ConfigError line listing the valid ones."""
+    target = main
+    if isinstance(main, dict):
+        if not argv or argv[0] not in main:
+            raise ConfigError(f"choose a command: {', '.join(main)}")
+        target, argv = main[argv[0]], argv[1:]
+    params = inspect.signature(target).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return  # config-backed CLIs check their flags against the dataclass
+    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    valid = [p.name for p in named if p.default is not p.empty] or [p.name for p in named]
+    for arg in argv:
+        if arg.startswith("--") and len(arg) > 2:
+            name = arg[2:].split("=", 1)[0].replace("-", "_")
+            if name not in (p.name for p in named):
+                raise ConfigError(f"unknown flag --{name}; valid flags: {', '.join('--' + v for v in valid)}")
 
 
 def run(main: Callable, argv: list[str] | None = None, help_text: str | Callable[[], str] = "",
@@ -32,6 +53,7 @@ def run(main: Callable, argv: list[str] | None = None, help_text: str | Callable
         print(help_text() if callable(help_text) else help_text)
         return 0
     try:
+        check_flags(main, argv)
         # serialize=None-returning keeps fire from printing main's exit code
         result = fire.Fire(main, command=argv, name=prog, serialize=lambda _: None)
     except fire.core.FireExit as e:  # fire already printed its usage message

@@ -108,3 +108,12 @@ def test_cli_help_lists_flags_with_defaults():
     proc = run_script("data_prep/synth.py", "--help")
     assert proc.returncode == 0
     assert "--n_train" in proc.stdout and "default 32" in proc.stdout and "known A -> B mapping" in proc.stdout
+
+
+def test_function_clis_reject_unknown_flags_in_one_line(tmp_path):
+    proc = run_script("eval/translate.py", tmp_path, "--inptu", tmp_path, "--out", tmp_path)
+    assert_one_error_line(proc, "unknown flag --inptu; valid flags: --input, --out, --direction")
+    proc = run_script("eval/survey.py", "bild", "--fakes", tmp_path)
+    assert_one_error_line(proc, "choose a command: build, score, simulate")
+    proc = run_script("eval/survey.py", "build", "--fake", tmp_path)
+    assert_one_error_line(proc, "unknown flag --fake; valid flags: --fakes, --reals")
