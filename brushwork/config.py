@@ -319,6 +319,7 @@ class CycleGANConfig:
                                    choices=("no", "bf16", "fp16"))
     seed: int = setting(0, "seed for init, data order and augmentation")
     deterministic: bool = setting(False, "deterministic kernels (exact resume on GPU; slower)")
+    compile: bool = setting(False, "torch.compile the networks (inductor); pays on GPUs, not on this kind of CPU")
     vgg_weights: str = setting("", "VGG-19 weights for the perceptual loss (default: torch hub cache)")
     random_vgg: bool = setting(False, "random VGG-19 for the perceptual loss (tests only)")
 

@@ -164,3 +164,15 @@ def test_bad_flags_and_missing_data_are_one_line(tmp_path):
     assert_one_error_line(proc, "--epochs expects an integer, got 'abc'")
     proc = run_train(tmp_path / "r", tmp_path, "--lamda_a", 3)
     assert_one_error_line(proc, "unknown flag --lamda_a", "--lambda_a")
+
+
+def test_compiled_run_writes_plain_checkpoints_that_resume_uncompiled(tmp_path, shards):
+    run = tmp_path / "run"
+    proc = run_train(run, shards, "--max_steps", 2, "--num_workers", 0, "--compile")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = ckpt(run)
+    assert all(not k.startswith(("_orig_mod.", "module.")) for k in state["models"]["G_A"])
+    exported = torch.load(run / "export" / "G_A.pth", weights_only=True)
+    assert list(exported) == list(state["models"]["G_A"])
+    proc = run_train(run, shards, "--max_steps", 3, "--num_workers", 0, "--resume", "auto")
+    assert proc.returncode == 0 and "step 2 -> 3" in proc.stdout

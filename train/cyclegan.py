@@ -87,7 +87,8 @@ def main(**flags):
 
     ddp = DistributedDataParallelKwargs(gradient_as_bucket_view=True)  # grads live in the buckets: no copy
     accelerator = Accelerator(cpu=not on_gpu, mixed_precision=cfg.mixed_precision, log_with="tensorboard",
-                              project_dir=str(run_dir), kwargs_handlers=[ddp])
+                              project_dir=str(run_dir), kwargs_handlers=[ddp],
+                              dynamo_backend="inductor" if cfg.compile else "no")
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     say = accelerator.print
     barrier = accelerator.wait_for_everyone
@@ -137,7 +138,9 @@ def main(**flags):
                                                            opt_G, opt_D)
     if state and state["optim"].get("scaler") and accelerator.scaler is not None:
         accelerator.scaler.load_state_dict(state["optim"]["scaler"])
-    raw_D_A, raw_D_B = accelerator.unwrap_model(D_A), accelerator.unwrap_model(D_B)
+    # checkpoints and the frozen-D pass use the plain modules (no DDP, no compile wrapper)
+    unwrap = lambda m: accelerator.unwrap_model(m, keep_torch_compile=False)
+    raw_D_A, raw_D_B = unwrap(D_A), unwrap(D_B)
     features = perceptual_features(cfg, device)
 
     if accelerator.is_main_process:
@@ -150,7 +153,6 @@ def main(**flags):
         meta_out = {"step": step, "images_seen": images_seen, "epoch": schedule.epoch_of(images_seen, epoch_images),
                     "world": world, "batch_size": cfg.batch_size, "data_seed": data_seed, "data_batches": data_batches,
                     "arch": arch, "config": config.dataclasses.asdict(cfg)}
-        unwrap = accelerator.unwrap_model
         path = checkpoint.save(
             run_dir, step, rank=rank, barrier=barrier, meta=meta_out, keep_last=cfg.keep_last,
             models={n: unwrap(m).state_dict() for n, m in (("G_A", G_A), ("G_B", G_B), ("D_A", D_A), ("D_B", D_B))},
