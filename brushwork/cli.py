@@ -68,3 +68,12 @@ def run(main: Callable, argv: list[str] | None = None, help_text: str | Callable
         error_line(prog, str(disk_error(getattr(e, "filename", None) or "output", e)))
         return EXIT_FAILED
     return int(result) if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def end_distributed() -> None:
+    """Wait for every rank, then tear the process group down before exit (else gloo can abort at exit)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

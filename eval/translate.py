@@ -67,6 +67,7 @@ def main(run_or_file: str, input: str = "", out: str = "", direction: str = "Ato
     print(f"rank {state.process_index}: translated {len(images)} image(s) into {out_dir}"
           + (f", {len(items) - len(todo)} already there" if len(items) > len(todo) else "")
           + (f", {failed} unreadable" if failed else ""))
+    cli.end_distributed()
     return 1 if failed and not images else 0
 
 

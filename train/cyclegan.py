@@ -235,6 +235,7 @@ def main(**flags):
         say(f"generators exported to {export}")
     barrier()
     accelerator.end_training()
+    cli.end_distributed()
     return 0
 
 

@@ -77,6 +77,7 @@ def main(**flags):
           f"(of {len(mine)} pairs) -> {out}")
     if state.is_main_process and world > 1:
         print(f"all ranks: rendered {total[0]}, already done {total[1]}, failed {total[2]} of {len(pairs)} pairs")
+    cli.end_distributed()
     if total[2] and total[0] + total[1] == 0:
         raise BrushworkError(f"every pair failed ({total[2]}); see the lines above")
     return 0
