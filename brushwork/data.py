@@ -28,6 +28,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .errors import BrushworkError
+from .images import to_tensor
 from .shards import read_manifest, shard_urls
 
 DOMAIN_IDS = {"A": 0, "B": 1}
@@ -154,8 +155,7 @@ def augment(img: Image.Image, aug: Augment, rng: np.random.Generator | None) -> 
         img = img.crop((int(x), int(y), int(x) + aug.crop_size, int(y) + aug.crop_size))
         if aug.flip and rng.random() < 0.5:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    arr = np.asarray(img, dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    return to_tensor(img)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import BrushworkError
+from .images import to_unit_tensor
 from .weights import resolve as resolve_weights
 
 WEIGHTS_FILE = "inception_v3_google-0cc3c7bd.pth"
@@ -70,8 +71,7 @@ def features(net: torch.nn.Module, images: Iterable[Image.Image], batch_size: in
         batch.clear()
 
     for img in images:
-        arr = torch.from_numpy(__import__("numpy").asarray(img.convert("RGB")).copy())
-        batch.append(arr.permute(2, 0, 1).float() / 255)
+        batch.append(to_unit_tensor(img))
         if len(batch) == batch_size:
             flush()
     if batch:

@@ -22,9 +22,9 @@ from PIL import Image
 
 from . import config, gatys, optim
 from .config import PAIR_OVERRIDES, GatysConfig
-from .errors import BrushworkError, ConfigError, ImageError
+from .errors import BrushworkError, ConfigError
 from .fileio import atomic_write_text
-from .images import find_images, load_image, save_image
+from .images import find_images, load_image, save_image, to_unit_tensor
 from .vgg import VGGFeatures
 
 
@@ -128,9 +128,9 @@ def fit(width: int, height: int, longer: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def to_unit_tensor(img: Image.Image, hw: tuple[int, int]) -> torch.Tensor:
-    img = img.resize((hw[1], hw[0]), Image.Resampling.BICUBIC)
-    return torch.from_numpy(__import__("numpy").asarray(img).copy()).permute(2, 0, 1).float().div(255)[None]
+def resized_unit_tensor(img: Image.Image, hw: tuple[int, int]) -> torch.Tensor:
+    """(1, 3, H, W) in [0, 1], resized (bicubic) to ``hw``."""
+    return to_unit_tensor(img.resize((hw[1], hw[0]), Image.Resampling.BICUBIC))[None]
 
 
 def cover_crop(img: Image.Image, hw: tuple[int, int]) -> torch.Tensor:
@@ -140,7 +140,7 @@ def cover_crop(img: Image.Image, hw: tuple[int, int]) -> torch.Tensor:
     rh, rw = max(h, round(img.height * scale)), max(w, round(img.width * scale))
     big = img.resize((rw, rh), Image.Resampling.BICUBIC)
     top, left = (rh - h) // 2, (rw - w) // 2
-    return to_unit_tensor(big.crop((left, top, left + w, top + h)), hw)
+    return resized_unit_tensor(big.crop((left, top, left + w, top + h)), hw)
 
 
 @dataclass
@@ -203,7 +203,7 @@ def build_targets(vgg: VGGFeatures, items: list[Loaded], hw: tuple[int, int], co
     cw, sw = [], []
     for it in items:
         c = it.pair.cfg
-        content = to_unit_tensor(it.content, hw).to(device, dtype)
+        content = resized_unit_tensor(it.content, hw).to(device, dtype)
         styles = [cover_crop(s, hw).to(device, dtype) for s in it.styles]
         if c.color == "histogram":
             styles = [gatys.match_histogram(s, content) for s in styles]

@@ -5,12 +5,9 @@ from __future__ import annotations
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .images import to_uint8
+
 LABEL_HEIGHT = 16
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """(…, 3, H, W) in [-1, 1] → uint8 in [0, 255]."""
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
 
 
 def tensor_grid(columns: list[torch.Tensor], rows: int | None = None) -> torch.Tensor:

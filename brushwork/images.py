@@ -141,6 +141,20 @@ def save_image(img: Image.Image, path: str | os.PathLike, **params) -> None:
         img.save(f, format=fmt, **params)
 
 
+def to_unit_tensor(img: Image.Image):
+    """RGB image → float tensor (3, H, W) in [0, 1], the feature extractors' range."""
+    import torch
+
+    return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
+
+
+def to_uint8(x):
+    """(…, 3, H, W) tensor in [-1, 1] → uint8 tensor on the CPU."""
+    import torch
+
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
 def to_tensor(img: Image.Image):
     """RGB image → float tensor (3, H, W) in [-1, 1], the generators' range."""
     import torch
@@ -151,8 +165,7 @@ def to_tensor(img: Image.Image):
 
 def from_tensor(x) -> Image.Image:
     """(3, H, W) tensor in [-1, 1] → RGB image."""
-    arr = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(arr, "RGB")
+    return Image.fromarray(to_uint8(x).permute(1, 2, 0).numpy(), "RGB")
 
 
 def find_images(root: str | os.PathLike) -> list[Path]:

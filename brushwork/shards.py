@@ -24,7 +24,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import fsspec
 from PIL import Image
@@ -273,6 +273,12 @@ def write_atomic(fs, path: str, data: bytes) -> None:
     fs.mv(path + ".tmp", path)
 
 
+def write_root_file(out: str, name: str, data: bytes) -> None:
+    """Write ``out/name`` atomically, ``out`` being a path or any fsspec URL."""
+    fs, root = fsspec.core.url_to_fs(out)
+    write_atomic(fs, f"{root}/{name}", data)
+
+
 def _write_shard_star(args) -> dict:
     return write_shard(*args)
 
@@ -342,8 +348,8 @@ def write_manifest(plans: list[ShardPlan], out: str, source: dict) -> dict:
     manifest = {"format": FORMAT_VERSION, "dataset": Path(root).name, "source": source,
                 "splits": splits, "converted": converted, "rejected": len(rejected), "shards": shards}
     rejected.sort(key=lambda r: r["source"])
-    write_atomic(fs, f"{root}/{REJECTED}", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejected).encode())
-    write_atomic(fs, f"{root}/{MANIFEST}", (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    write_root_file(out, REJECTED, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejected).encode())
+    write_root_file(out, MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
     return manifest
 
 
@@ -371,14 +377,6 @@ def shard_urls(out: str, manifest: dict, split: str, domain: str) -> list[str]:
             raise BrushworkError(f"{out}/{name}: shard listed in the manifest is missing; "
                                  "rerun data_prep/shard.py to rewrite it")
     return [f"{str(out).rstrip('/')}/{name}" for name in names]
-
-
-def sources_summary(sources: list[Source]) -> Iterator[str]:
-    counts: dict = {}
-    for s in sources:
-        counts[(s.split, s.domain)] = counts.get((s.split, s.domain), 0) + 1
-    for (split, domain), n in sorted(counts.items()):
-        yield f"{split} {domain}: {n}"
 
 
 def source_record(description: str, path: str | None = None) -> dict:

@@ -190,7 +190,8 @@ def read_responses(key: dict, files: list[str]) -> Tally:
         if not rater and fingerprint in seen_answers:
             tally.problems.append(f"{source}: identical to an earlier anonymous response; skipped as duplicate")
             return
-        seen_raters.add(rater.lower()) if rater else None
+        if rater:
+            seen_raters.add(rater.lower())
         seen_answers.add(fingerprint)
         tally.responses.append({"rater": rater or f"anonymous {len(tally.responses) + 1}", "answers": answers,
                                 "source": source})

@@ -70,7 +70,8 @@ def build_features(depth: int, pooling: str = "max") -> nn.Sequential:
 def load_state(weights: str | os.PathLike | None = None, random_init: bool = False, seed: int = 0) -> dict:
     """A vgg19.features state dict ('0.weight', ...) from a file, the torch hub cache, or a seeded init."""
     if random_init:
-        warnings.warn("VGG-19 is randomly initialised: fine for tests and demos, but results are not artistic")
+        warnings.warn("VGG-19 is randomly initialised: fine for tests and demos, but results are not artistic",
+                      stacklevel=2)
         import torchvision
 
         with torch.random.fork_rng(devices=[]):

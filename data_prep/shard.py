@@ -58,20 +58,12 @@ def main(*inputs, **flags):
         print("run the same command once more without --job_index/--num_jobs to write the manifest")
         return 0
     manifest = shards.write_manifest(plans, cfg.out, origin)
-    fs_text = config.to_toml(cfg)
-    shards.write_atomic(*_fs(cfg.out, "shard_config.toml"), fs_text.encode())
+    shards.write_root_file(cfg.out, "shard_config.toml", config.to_toml(cfg).encode())
     counts = "; ".join(f"{split} " + ", ".join(f"{d} {v['samples']}" for d, v in sorted(doms.items()))
                        for split, doms in sorted(manifest["splits"].items(), key=lambda kv: kv[0] != "train"))
     print(f"{cfg.out}: {len(manifest['shards'])} shards ({counts}); {manifest['converted']} converted; "
           f"{manifest['rejected']} rejected" + (f" (listed in {cfg.out}/rejected.jsonl)" if manifest["rejected"] else ""))
     return 0
-
-
-def _fs(out, name):
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(out)
-    return fs, f"{root}/{name}"
 
 
 def help_text():

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from brushwork import data, shards
-from brushwork.data import Augment, DomainShards, UnpairedBatches, domain_stream, train_loader
+from brushwork.data import Augment, train_loader
 from brushwork.errors import BrushworkError
 
 from conftest import make_synth

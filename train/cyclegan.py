@@ -15,7 +15,6 @@ On a CPU-only machine: accelerate launch --multi_gpu --num_processes 2 ... gives
 """
 
 import math
-import os
 import signal
 import sys
 import time
@@ -26,7 +25,7 @@ import torch
 from brushwork import checkpoint, cli, config, data, schedule
 from brushwork.config import CycleGANConfig
 from brushwork.cyclegan import StepWeights, train_step
-from brushwork.errors import BrushworkError, ConfigError
+from brushwork.errors import ConfigError
 from brushwork.grids import labelled_grid, tensor_grid
 from brushwork.networks import NLayerDiscriminator, ResnetGenerator, init_weights
 from brushwork.pool import ImagePool
