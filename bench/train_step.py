@@ -7,8 +7,9 @@ Times brushwork.cyclegan.train_step (the trainer's step) on random inputs with t
 subprocess right after, alternating per configuration. Prints one JSON line per measurement and a
 markdown table at the end. Compare medians: this machine varies 10-30 % between runs.
 
-usage: python bench/train_step.py [--sizes 128 256] [--batches 1 2] [--iters 5] [--warmup 2] [--threads 2]
-                                  [--channels_last] [--no_original]
+usage: python bench/train_step.py [--sizes 128 256] [--batches 1 2] [--iters 5] [--warmup 2] [--repeats 1]
+                                  [--threads 2]
+                                  [--channels_last] [--no_original] [--block_conv winograd|direct]
 """
 
 import argparse
@@ -29,11 +30,12 @@ REPO = Path(__file__).resolve().parent.parent
 ORIGINAL = REPO.parent / "shared" / "reference" / "junyanz_bench.py"
 
 
-def time_brushwork(size, batch, iters, warmup, channels_last=False, device="cpu", mixed=None, join_passes=None):
+def time_brushwork(size, batch, iters, warmup, channels_last=False, device="cpu", mixed=None, join_passes=None,
+                   winograd=True):
     """Seconds per step; join_passes defaults to the trainer's rule (joined on GPU, separate on CPU)."""
     join_passes = device == "cuda" if join_passes is None else join_passes
     torch.manual_seed(0)
-    nets = {n: init_weights(ResnetGenerator(ngf=64, n_blocks=9) if n[0] == "G" else NLayerDiscriminator(ndf=64))
+    nets = {n: init_weights(ResnetGenerator(ngf=64, n_blocks=9, winograd=winograd) if n[0] == "G" else NLayerDiscriminator(ndf=64))
             for n in ("G_A", "G_B", "D_A", "D_B")}
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for net in nets.values():
@@ -75,24 +77,31 @@ def main():
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=1, help="alternate brushwork / original this many times")
     p.add_argument("--channels_last", action="store_true")
     p.add_argument("--no_original", action="store_true")
     p.add_argument("--device", default="cpu", help="cpu or cuda (the original harness always runs on CPU)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for brushwork (GPU)")
     p.add_argument("--join_passes", choices=("auto", "on", "off"), default="auto",
                    help="batch passes through the same network together (auto: on GPU only, as the trainer)")
+    p.add_argument("--block_conv", choices=("winograd", "direct"), default="winograd",
+                   help="ResNet-block convs: Winograd F(4x4,3x3) (the trainer's CPU default) or direct conv2d")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
     for size in args.sizes:
         for batch in args.batches:
-            ours = time_brushwork(size, batch, args.iters, args.warmup, args.channels_last, args.device,
-                                  torch.bfloat16 if args.bf16 else None,
-                                  {"auto": None, "on": True, "off": False}[args.join_passes])
-            row = {"size": size, "batch": batch, "brushwork_s": statistics.median(ours),
+            ours, orig = [], []
+            for _ in range(args.repeats):  # alternate, so drift in machine speed hits both sides alike
+                ours += time_brushwork(size, batch, args.iters, args.warmup, args.channels_last, args.device,
+                                       torch.bfloat16 if args.bf16 else None,
+                                       {"auto": None, "on": True, "off": False}[args.join_passes],
+                                       args.block_conv == "winograd")
+                if not args.no_original and ORIGINAL.exists() and args.device == "cpu":
+                    orig += time_original(size, batch, args.iters, args.warmup, args.threads)
+            row = {"size": size, "batch": batch, "block_conv": args.block_conv, "brushwork_s": statistics.median(ours),
                    "brushwork_all": [round(t, 3) for t in ours]}
-            if not args.no_original and ORIGINAL.exists() and args.device == "cpu":
-                orig = time_original(size, batch, args.iters, args.warmup, args.threads)
+            if orig:
                 row.update(original_s=statistics.median(orig), original_all=orig,
                            speedup=statistics.median(orig) / statistics.median(ours))
             row["images_per_s"] = 2 * batch / row["brushwork_s"]

@@ -138,8 +138,11 @@ def export_generators(run_dir: str | os.PathLike, generators: dict[str, torch.nn
     return out
 
 
-def load_generator(source: str | os.PathLike, direction: str = "AtoB") -> ResnetGenerator:
-    """A generator from a run dir (export/ or latest checkpoint) or a .pth state dict (ours or the original's)."""
+def load_generator(source: str | os.PathLike, direction: str = "AtoB", winograd: bool = True) -> ResnetGenerator:
+    """A generator from a run dir (export/ or latest checkpoint) or a .pth state dict (ours or the original's).
+
+    ``winograd``: run its ResNet-block convs as Winograd on CPU (faster, same weights; see networks.py).
+    """
     source = Path(source)
     name = {"AtoB": "G_A", "BtoA": "G_B"}.get(direction)
     if name is None:
@@ -163,7 +166,7 @@ def load_generator(source: str | os.PathLike, direction: str = "AtoB") -> Resnet
     state = strip_wrappers(state)
     try:
         arch = generator_arch(state)
-        net = ResnetGenerator(arch["in_channels"], arch["out_channels"], arch["ngf"], arch["n_blocks"])
+        net = ResnetGenerator(arch["in_channels"], arch["out_channels"], arch["ngf"], arch["n_blocks"], winograd)
         net.load_state_dict(state, strict=True)
     except (ValueError, RuntimeError) as e:
         raise BrushworkError(f"{source}: not a ResNet generator this code can load "

@@ -47,7 +47,8 @@ def resolve_config(flags: dict) -> CycleGANConfig:
 
 def build_networks(cfg: CycleGANConfig) -> dict:
     torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0's weights)
-    nets = {"G_A": ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks), "G_B": ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks),
+    make_G = lambda: ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, winograd=cfg.winograd)
+    nets = {"G_A": make_G(), "G_B": make_G(),
             "D_A": NLayerDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d),
             "D_B": NLayerDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d)}
     for net in nets.values():

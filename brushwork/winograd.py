@@ -1,0 +1,132 @@
+"""3x3 stride-1 convolution as Winograd F(4x4, 3x3), forward and backward, for CPUs.
+
+The ResNet blocks hold ~88 % of a CycleGAN generator's FLOPs, all in 3x3 stride-1 convolutions.
+Winograd's minimal filtering (Lavin & Gray, 2016) computes each 4x4 output tile from a 6x6 input
+tile with 36 multiplies per channel pair instead of 144, so the heavy part becomes 36 batched
+matrix products with a quarter of the direct convolution's multiply-adds:
+
+    y = Aᵀ [ (G w Gᵀ) ⊙ (Bᵀ d B) ] A        per tile d, summed over input channels
+
+The backward pass is the exact adjoint of that formula (three matrix products of the same size),
+so weight and input gradients get the same 4x saving. Same maths as ``F.conv2d`` up to float
+rounding (relative error ~1e-6 in fp32). Used on CPU in fp32 only: on GPUs cuDNN chooses its own
+algorithm (Winograd included) and low precision would lose too much in the transforms.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+TILE = 4  # output pixels per tile side
+SPAN = TILE + 2  # input pixels per tile side (3x3 kernel)
+
+
+@functools.lru_cache(maxsize=None)
+def _transforms() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Kronecker forms of Lavin's F(4x4, 3x3) matrices (points 0, ±1, ±2), built in float64."""
+    Bt = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                       [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=torch.float64)
+    G = torch.tensor([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                      [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], dtype=torch.float64)
+    At = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+                      dtype=torch.float64)
+    # kron(P, P) applied to a flattened tile = P @ tile @ Pᵀ
+    return torch.kron(Bt, Bt).float(), torch.kron(G, G).float(), torch.kron(At, At).float()
+
+
+def supported(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Where the Winograd path is both correct and faster: CPU, fp32, no autocast, 3x3 kernels."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
+            and x.dim() == 4 and tuple(weight.shape[2:]) == (3, 3) and not torch.is_autocast_enabled("cpu"))
+
+
+# Below these sizes the transforms and the 4x larger transformed weights cost more than the
+# products save (CPU box, fp32, forward + backward; see BENCHMARKS.md): 256 channels at 32x32
+# is 1.5x faster, 128 channels is a wash and 64 or fewer is up to 2x slower.
+MIN_CHANNELS = 256
+MIN_TILES = 64
+
+
+def pays_off(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether Winograd is expected to beat direct conv2d for this input and weight on a CPU."""
+    tiles = x.shape[0] * -(-(x.shape[2] - 2) // TILE) * -(-(x.shape[3] - 2) // TILE)
+    return supported(x, weight) and min(weight.shape[0], weight.shape[1]) >= MIN_CHANNELS and tiles >= MIN_TILES
+
+
+def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias)`` (stride 1, no padding, 3x3) via Winograd where supported."""
+    if not supported(x, weight):
+        return F.conv2d(x, weight, bias)
+    H, W = x.shape[2] - 2, x.shape[3] - 2
+    if H < 1 or W < 1:
+        return F.conv2d(x, weight, bias)  # lets conv2d raise its usual error
+    extra_h, extra_w = -H % TILE, -W % TILE
+    if extra_h or extra_w:  # zero-pad to whole tiles; the extra outputs are cropped off
+        x = F.pad(x, (0, extra_w, 0, extra_h))
+    y = _WinogradConv.apply(x.contiguous(), weight, bias)
+    return y[:, :, :H, :W] if extra_h or extra_w else y
+
+
+def _tiles_to_rows(x: torch.Tensor, Th: int, Tw: int) -> torch.Tensor:
+    """[N, C, Hp, Wp] → [36, C·N·Th·Tw]: every overlapping 6x6 tile as a column."""
+    N, C = x.shape[:2]
+    tiles = x.unfold(2, SPAN, TILE).unfold(3, SPAN, TILE)  # N, C, Th, Tw, 6, 6 (a view)
+    return tiles.permute(4, 5, 1, 0, 2, 3).reshape(SPAN * SPAN, C * N * Th * Tw)
+
+
+class _WinogradConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        KB, KG, KA = _transforms()
+        N, C, Hp, Wp = x.shape
+        Co = weight.shape[0]
+        Th, Tw = (Hp - 2) // TILE, (Wp - 2) // TILE
+        T = N * Th * Tw
+        V = torch.mm(KB, _tiles_to_rows(x, Th, Tw)).view(36, C, T)  # Bᵀ d B
+        U = torch.mm(KG, weight.permute(2, 3, 0, 1).reshape(9, Co * C)).view(36, Co, C)  # G w Gᵀ
+        M = torch.bmm(U, V)  # 36 products [Co, C] @ [C, tiles]: the 4x-cheaper core
+        Y = torch.mm(KA, M.view(36, Co * T)).view(TILE, TILE, Co, N, Th, Tw)  # Aᵀ M A
+        y = Y.permute(3, 2, 4, 0, 5, 1).reshape(N, Co, Th * TILE, Tw * TILE)
+        if bias is not None:
+            y = y.add_(bias.view(1, -1, 1, 1))
+        ctx.save_for_backward(V, U)
+        ctx.dims = (N, C, Hp, Wp, Co, Th, Tw)
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        KB, KG, KA = _transforms()
+        V, U = ctx.saved_tensors
+        N, C, Hp, Wp, Co, Th, Tw = ctx.dims
+        T = N * Th * Tw
+        g = grad_y.reshape(N, Co, Th, TILE, Tw, TILE).permute(3, 5, 1, 0, 2, 4).reshape(TILE * TILE, Co * T)
+        grad_M = torch.mm(KA.t(), g).view(36, Co, T)
+        grad_weight = grad_input = grad_bias = None
+        if ctx.needs_input_grad[1]:
+            grad_U = torch.bmm(grad_M, V.transpose(1, 2))
+            grad_weight = torch.mm(KG.t(), grad_U.view(36, Co * C)).view(3, 3, Co, C).permute(2, 3, 0, 1)
+            grad_weight = grad_weight.contiguous()
+        if ctx.needs_input_grad[0]:
+            grad_V = torch.bmm(U.transpose(1, 2), grad_M)
+            grad_tiles = torch.mm(KB.t(), grad_V.view(36, C * T)).view(SPAN, SPAN, C, N, Th, Tw)
+            grad_input = _overlap_add(grad_tiles.permute(0, 1, 3, 2, 4, 5), Hp, Wp)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad_y.sum((0, 2, 3))
+        return grad_input, grad_weight, grad_bias
+
+
+def _overlap_add(tiles: torch.Tensor, Hp: int, Wp: int) -> torch.Tensor:
+    """Sum [6, 6, N, C, Th, Tw] tile gradients back into [N, C, Hp, Wp] (tiles overlap by 2 pixels)."""
+    _, _, N, C, Th, Tw = tiles.shape
+    out = tiles.new_zeros(N, C, Hp, Wp)
+    core = out[:, :, :TILE * Th, :TILE * Tw].unflatten(3, (Tw, TILE)).unflatten(2, (Th, TILE))
+    core.copy_(tiles[:TILE, :TILE].permute(2, 3, 4, 0, 5, 1))  # the disjoint 4x4 parts in one pass
+    for i in range(SPAN):
+        for j in range(SPAN):
+            if i >= TILE or j >= TILE:
+                out[:, :, i:i + TILE * Th:TILE, j:j + TILE * Tw:TILE] += tiles[i, j]
+    return out
