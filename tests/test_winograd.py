@@ -108,3 +108,20 @@ def test_generator_with_winograd_matches_the_direct_generator_and_keeps_its_weig
         err_fast = (p_fast.grad - p_exact.grad).abs().max().item()
         err_direct = (p_direct.grad - p_exact.grad).abs().max().item()
         assert err_fast < 1e-3 * scale, (name, err_fast, err_direct)
+
+
+def test_the_trainer_builds_winograd_generators_unless_told_not_to():
+    import importlib.util
+
+    from brushwork import config
+    from brushwork.config import CycleGANConfig
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("train_cyclegan", REPO / "train" / "cyclegan.py")
+    trainer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trainer)
+    for flag, want in ((None, True), ("false", False)):
+        overrides = {"ngf": 8, "n_blocks": 1, **({"winograd": flag} if flag else {})}
+        nets = trainer.build_networks(config.load_config(CycleGANConfig, "base", overrides, tool="cyclegan"))
+        blocks = [m for name in ("G_A", "G_B") for m in nets[name].modules() if hasattr(m, "winograd")]
+        assert blocks and all(block.winograd is want for block in blocks)
