@@ -13,11 +13,12 @@ import re
 import warnings
 
 import torch
-
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import BrushworkError
 from .weights import resolve as resolve_weights
+from .winograd import conv3x3, pays_off
 
 # torchvision's vgg19.features: conv widths per block, 'M' = pool
 VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
@@ -93,8 +94,10 @@ def load_state(weights: str | os.PathLike | None = None, random_init: bool = Fal
 class VGGFeatures(nn.Module):
     """Maps images in [0, 1] (N, 3, H, W) to a dict of the requested layers' activations."""
 
-    def __init__(self, layers: list[str], state: dict, pooling: str = "max", normalize: bool = True):
+    def __init__(self, layers: list[str], state: dict, pooling: str = "max", normalize: bool = True,
+                 winograd: bool = True):
         super().__init__()
+        self.winograd = winograd  # 3x3 convs as Winograd F(4x4,3x3) where it pays off (CPU fp32, wide layers)
         self.layers = list(dict.fromkeys(layers))
         self.indices = {name: layer_index(name) for name in self.layers}
         depth = max(self.indices.values()) + 1
@@ -119,10 +122,17 @@ class VGGFeatures(nn.Module):
         wanted = {i: name for name, i in self.indices.items()}
         out = {}
         for i, module in enumerate(self.body):
-            x = module(x)
+            x = self._conv(module, x) if self.winograd and isinstance(module, nn.Conv2d) else module(x)
             if i in wanted:
                 out[wanted[i]] = x
         return {name: out[name] for name in self.layers}
+
+
+    @staticmethod
+    def _conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+        if not pays_off(x, conv.weight, padding=1):
+            return conv(x)
+        return conv3x3(F.pad(x, (1, 1, 1, 1)), conv.weight, conv.bias)  # VGG's zero padding, then a "valid" conv
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:

@@ -50,9 +50,10 @@ MIN_CHANNELS = 256
 MIN_TILES = 64
 
 
-def pays_off(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether Winograd is expected to beat direct conv2d for this input and weight on a CPU."""
-    tiles = x.shape[0] * -(-(x.shape[2] - 2) // TILE) * -(-(x.shape[3] - 2) // TILE)
+def pays_off(x: torch.Tensor, weight: torch.Tensor, padding: int = 0) -> bool:
+    """Whether Winograd is expected to beat direct conv2d for this input (before ``padding``) on a CPU."""
+    out_h, out_w = x.shape[2] + 2 * padding - 2, x.shape[3] + 2 * padding - 2
+    tiles = x.shape[0] * -(-out_h // TILE) * -(-out_w // TILE)
     return supported(x, weight) and min(weight.shape[0], weight.shape[1]) >= MIN_CHANNELS and tiles >= MIN_TILES
 
 
@@ -92,7 +93,8 @@ class _WinogradConv(torch.autograd.Function):
         y = Y.permute(3, 2, 4, 0, 5, 1).reshape(N, Co, Th * TILE, Tw * TILE)
         if bias is not None:
             y = y.add_(bias.view(1, -1, 1, 1))
-        ctx.save_for_backward(V, U)
+        # the weight gradient needs V, the input gradient needs U: keep only what will be used
+        ctx.save_for_backward(V if ctx.needs_input_grad[1] else None, U if ctx.needs_input_grad[0] else None)
         ctx.dims = (N, C, Hp, Wp, Co, Th, Tw)
         ctx.has_bias = bias is not None
         return y

@@ -125,3 +125,32 @@ def test_the_trainer_builds_winograd_generators_unless_told_not_to():
         nets = trainer.build_networks(config.load_config(CycleGANConfig, "base", overrides, tool="cyclegan"))
         blocks = [m for name in ("G_A", "G_B") for m in nets[name].modules() if hasattr(m, "winograd")]
         assert blocks and all(block.winograd is want for block in blocks)
+
+
+def test_vgg_features_and_their_input_gradient_match_with_winograd():
+    import warnings
+
+    from brushwork import vgg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        state = vgg.load_state(random_init=True)
+    layers = ["conv3_1", "conv3_4", "conv4_2"]
+    direct = vgg.VGGFeatures(layers, state, pooling="avg", winograd=False)
+    fast = vgg.VGGFeatures(layers, state, pooling="avg", winograd=True)
+    exact = copy.deepcopy(direct).double()
+    image = torch.rand(1, 3, 128, 128)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fast(image)
+    with torch.no_grad(), FlopCounterMode(display=False) as direct_counter:
+        direct(image)
+    assert counter.get_total_flops() < 0.8 * direct_counter.get_total_flops()  # conv3_2..3_4 took the fast path
+    x = {name: image.clone().double().requires_grad_() if name == "exact" else image.clone().requires_grad_()
+         for name in ("fast", "exact")}
+    feats = {"fast": fast(x["fast"]), "exact": exact(x["exact"])}
+    for layer in layers:
+        assert relative_error(feats["fast"][layer], feats["exact"][layer]) < 1e-4, layer
+    sum(f.square().mean() for f in feats["fast"].values()).backward()
+    sum(f.square().mean() for f in feats["exact"].values()).backward()
+    assert relative_error(x["fast"].grad, x["exact"].grad) < 1e-3
+    assert all(p.grad is None for p in fast.parameters())  # frozen weights stay frozen
