@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .winograd import conv3x3, pays_off
+from .winograd import apply_conv
 
 
 def _norm(channels: int) -> nn.Module:
@@ -39,8 +39,7 @@ class ResnetBlock(nn.Module):
             return x + self.conv_block(x)
         h = x
         for layer in self.conv_block:
-            use = isinstance(layer, nn.Conv2d) and pays_off(h, layer.weight)
-            h = conv3x3(h, layer.weight, layer.bias) if use else layer(h)
+            h = apply_conv(layer, h) if isinstance(layer, nn.Conv2d) else layer(h)
         return x + h
 
 

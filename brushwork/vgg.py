@@ -13,12 +13,11 @@ import re
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import BrushworkError
 from .weights import resolve as resolve_weights
-from .winograd import conv3x3, pays_off
+from .winograd import apply_conv
 
 # torchvision's vgg19.features: conv widths per block, 'M' = pool
 VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
@@ -122,17 +121,10 @@ class VGGFeatures(nn.Module):
         wanted = {i: name for name, i in self.indices.items()}
         out = {}
         for i, module in enumerate(self.body):
-            x = self._conv(module, x) if self.winograd and isinstance(module, nn.Conv2d) else module(x)
+            x = apply_conv(module, x) if self.winograd and isinstance(module, nn.Conv2d) else module(x)
             if i in wanted:
                 out[wanted[i]] = x
         return {name: out[name] for name in self.layers}
-
-
-    @staticmethod
-    def _conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-        if not pays_off(x, conv.weight, padding=1):
-            return conv(x)
-        return conv3x3(F.pad(x, (1, 1, 1, 1)), conv.weight, conv.bias)  # VGG's zero padding, then a "valid" conv
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:

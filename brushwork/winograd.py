@@ -19,6 +19,7 @@ import functools
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 TILE = 4  # output pixels per tile side
 SPAN = TILE + 2  # input pixels per tile side (3x3 kernel)
@@ -38,7 +39,7 @@ def _transforms() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def supported(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Where the Winograd path is both correct and faster: CPU, fp32, no autocast, 3x3 kernels."""
+    """Where the Winograd path is used at all: CPU, fp32, no autocast, 3x3 kernels (speed: ``pays_off``)."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
             and x.dim() == 4 and tuple(weight.shape[2:]) == (3, 3) and not torch.is_autocast_enabled("cpu"))
 
@@ -69,6 +70,19 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
         x = F.pad(x, (0, extra_w, 0, extra_h))
     y = _WinogradConv.apply(x.contiguous(), weight, bias)
     return y[:, :, :H, :W] if extra_h or extra_w else y
+
+
+def apply_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)``, run as Winograd where that pays off; any conv it does not cover runs as itself.
+
+    Covered: 3x3, stride 1, no dilation, one group, zero padding of 0 or 1 (ResNet blocks, VGG).
+    """
+    pad = conv.padding[0] if conv.padding in ((0, 0), (1, 1)) else None
+    plain = (pad is not None and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
+             and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros")
+    if not (plain and pays_off(x, conv.weight, padding=pad)):
+        return conv(x)
+    return conv3x3(F.pad(x, (pad,) * 4) if pad else x, conv.weight, conv.bias)
 
 
 def _tiles_to_rows(x: torch.Tensor, Th: int, Tw: int) -> torch.Tensor:

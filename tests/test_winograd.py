@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from brushwork.networks import ResnetGenerator, init_weights
-from brushwork.winograd import conv3x3, pays_off
+from brushwork.winograd import apply_conv, conv3x3, pays_off
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -70,6 +70,20 @@ def test_a_block_conv_costs_a_quarter_of_the_direct_flops():
             conv(x, weight).sum().backward()
         counts[name] = counter.get_total_flops()
     assert counts["winograd"] < 0.33 * counts["direct"]  # 4x fewer in the products, plus the transforms
+
+
+def test_convs_it_does_not_cover_run_as_themselves():
+    x = torch.randn(1, 256, 34, 34)
+    for conv in (torch.nn.Conv2d(256, 256, 3, stride=2, padding=1), torch.nn.Conv2d(256, 256, 3, dilation=2),
+                 torch.nn.Conv2d(256, 256, 3, padding=1, padding_mode="reflect"),
+                 torch.nn.Conv2d(256, 256, 3, padding=2), torch.nn.Conv2d(256, 256, 1)):
+        with torch.no_grad():
+            assert torch.equal(apply_conv(conv, x), conv(x)), conv
+    covered = torch.nn.Conv2d(256, 256, 3, padding=1)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        got = apply_conv(covered, x)
+    assert counter.get_total_flops() < 0.5 * 2 * 256 * 256 * 9 * 34 * 34  # took the Winograd path
+    assert relative_error(got, covered.double()(x.double())) < 2e-5
 
 
 def test_it_is_used_only_where_it_pays_off():
