@@ -1,25 +1,31 @@
 #!/usr/bin/env python3
 """Gatys iteration time per pair: sequential (B=1) vs batched (B=4, 8), and peak memory at 512 px.
 
+  python bench/gatys.py --sizes 128 256 --batches 1 4 8 --repeats 3
+  python bench/gatys.py --sizes 256 --batches 1 4 --winograd both     # A/B of the Winograd VGG convs
+
 Random VGG-19 weights (the speed is the same as with trained ones), the default preset's layers
 (content conv4_2, style conv1_1..conv5_1), mean losses, L-BFGS without line search so every
-iteration is exactly one batched forward/backward. Prints JSON lines and a markdown table.
-
-usage: python bench/gatys.py [--sizes 128 256] [--batches 1 4 8] [--iters 5] [--threads 2] [--memory_size 512]
-                            [--winograd on|off]
+iteration is exactly one batched forward/backward. The rows are measured ``repeats`` times,
+alternated, and reported as median (min-max). Prints JSON lines and a markdown table.
 """
 
-import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import torch
 
-from brushwork import gatys, optim, vgg
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import machine  # noqa: E402
+
+from brushwork import cli, gatys, optim, vgg  # noqa: E402
+from brushwork.schemas.bench import GatysBench  # noqa: E402
 
 CONTENT = ["conv4_2"]
 STYLE = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
@@ -51,50 +57,52 @@ def seconds_per_iteration(B, size, iters, device="cpu", winograd=True):
                                   tolerance_grad=0)
     if device == "cuda":
         torch.cuda.synchronize()
-    dt = time.perf_counter() - t0
-    evals = len(hist[0])
-    return dt / evals  # one evaluation = one iteration for every pair in the batch
+    return (time.perf_counter() - t0) / len(hist[0])  # one evaluation = one iteration for every pair
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8])
-    p.add_argument("--iters", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--memory_size", type=int, default=512)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--winograd", choices=("on", "off"), default="on",
-                   help="VGG's wide 3x3 convs as Winograd F(4x4,3x3) on CPU (the runner's default) or direct")
-    p.add_argument("--_memory_child", action="store_true", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    if args._memory_child:
-        seconds_per_iteration(1, args.memory_size, 3, args.device, args.winograd == "on")
-        peak = torch.cuda.max_memory_allocated() if args.device == "cuda" else \
+def peak_memory(cfg: GatysBench, device: str, winograd: str) -> float:
+    child = subprocess.run([sys.executable, __file__, "--memory_child", "--memory_size", str(cfg.memory_size),
+                            "--threads", str(cfg.threads), "--device", device, "--winograd", winograd],
+                           capture_output=True, text=True, check=True)
+    return json.loads(child.stdout.strip().splitlines()[-1])["peak_bytes"]
+
+
+def run(cfg: GatysBench) -> int:
+    torch.set_num_threads(cfg.threads)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    if cfg.memory_child:
+        seconds_per_iteration(1, cfg.memory_size, 3, device, cfg.winograd != "off")
+        peak = torch.cuda.max_memory_allocated() if device == "cuda" else \
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         print(json.dumps({"peak_bytes": peak}))
-        return
+        return 0
+    variants = ["off", "on"] if cfg.winograd == "both" else [cfg.winograd]
+    cells = [(size, B, w) for size in cfg.sizes for B in cfg.batches for w in variants]
+    times = {cell: [] for cell in cells}
+    for _ in range(cfg.repeats):  # alternate over the rows, so drift hits every row alike
+        for size, B, w in cells:
+            times[(size, B, w)].append(seconds_per_iteration(B, size, cfg.iters, device, w == "on") / B)
     rows = []
-    for size in args.sizes:
-        for B in args.batches:
-            s = seconds_per_iteration(B, size, args.iters, args.device, args.winograd == "on")
-            row = {"size": size, "batch": B, "s_per_eval": round(s, 4), "s_per_iteration_per_pair": round(s / B, 4),
-                   "pairs_iterations_per_s": round(B / s, 3)}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-    child = subprocess.run([sys.executable, __file__, "--_memory_child", "--memory_size", str(args.memory_size),
-                            "--threads", str(args.threads), "--device", args.device, "--winograd", args.winograd],
-                           capture_output=True, text=True, check=True)
-    peak = json.loads(child.stdout.strip().splitlines()[-1])["peak_bytes"]
-    print(json.dumps({"memory_size": args.memory_size, "peak_gib": round(peak / 2 ** 30, 2)}))
-    print("\n| px | B | s per iteration per pair | speed-up vs B=1 |\n| --- | --- | --- | --- |")
+    for (size, B, w), values in times.items():
+        row = {"size": size, "batch": B, "winograd": w, "s_per_iteration_per_pair": statistics.median(values),
+               "min": min(values), "max": max(values)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    print(f"\n{machine()}, {cfg.threads} threads, {cfg.repeats} alternated measurements of {cfg.iters} iterations\n")
+    print("| px | B | Winograd | s per iteration per pair, median (min-max) | vs B = 1 |\n| --- | --- | --- | --- | --- |")
     for r in rows:
-        base = next(x for x in rows if x["size"] == r["size"] and x["batch"] == min(args.batches))
-        print(f"| {r['size']} | {r['batch']} | {r['s_per_iteration_per_pair']:.3f} | "
-              f"{base['s_per_iteration_per_pair'] / r['s_per_iteration_per_pair']:.2f}x |")
-    print(f"\npeak memory, one pair at {args.memory_size} px ({args.device}): {peak / 2 ** 30:.2f} GiB")
+        base = next(x for x in rows if x["size"] == r["size"] and x["batch"] == min(cfg.batches)
+                    and x["winograd"] == r["winograd"])
+        print(f"| {r['size']} | {r['batch']} | {r['winograd']} | {r['s_per_iteration_per_pair']:.3f} "
+              f"({r['min']:.3f}-{r['max']:.3f}) | {base['s_per_iteration_per_pair'] / r['s_per_iteration_per_pair']:.2f}x |")
+    if cfg.memory_size:
+        for w in variants:
+            peak = peak_memory(cfg, device, w)
+            print(f"\npeak memory, one pair at {cfg.memory_size} px ({device}, Winograd {w}): {peak / 2 ** 30:.2f} GiB")
+    return 0
 
+
+COMMAND = cli.Command(GatysBench, run, __doc__)
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.main(COMMAND))

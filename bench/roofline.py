@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""This machine's achievable fp32 matmul / conv throughput, the FLOPs of one CycleGAN step, and MFU.
+"""This machine's fp32 matmul / conv throughput, the FLOPs of one CycleGAN step, and the utilisation.
 
-FLOPs are counted by torch.utils.flop_counter over one real training step (forward of G_A, G_B,
-reconstructions and identities, D passes, both backward passes; the Adam update is not counted).
-MFU = step FLOPs / (step time x measured conv throughput). Step times come from bench/train_step.py
-in the same run unless --step_seconds is given.
+  python bench/roofline.py --sizes 128 256 --iters 3
 
-usage: python bench/roofline.py [--sizes 128 256] [--threads 2] [--iters 3]
+Two FLOP counts per step (torch.utils.flop_counter over one real trainer step; Adam not counted):
+*model FLOPs* are the direct-convolution arithmetic of the network (what the original code
+executes), *executed FLOPs* what brushwork's step actually runs (with --block_conv winograd the
+ResNet-block convs become Winograd products, about a quarter of their direct FLOPs). Utilisation is
+model FLOPs per second of the measured step over the direct-conv peak (MFU); above 100 % means
+fewer operations than the model's, not a faster machine.
 """
 
-import argparse
 import json
 import statistics
 import sys
@@ -20,11 +21,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import time_brushwork  # noqa: E402
+from harness import machine, paper_trainer, random_batch, time_steps  # noqa: E402
 
-from brushwork.cyclegan import StepWeights, train_step  # noqa: E402
-from brushwork.networks import NLayerDiscriminator, ResnetGenerator, init_weights  # noqa: E402
-from brushwork.pool import ImagePool  # noqa: E402
+from brushwork import cli  # noqa: E402
+from brushwork.schemas.bench import RooflineBench  # noqa: E402
 
 
 def best_rate(fn, flops, repeats=5):
@@ -37,46 +37,43 @@ def best_rate(fn, flops, repeats=5):
     return flops / min(times)
 
 
-def peak_rates(dtype=torch.float32):
+def peak_rates():
     n = 2048
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a, b = torch.randn(n, n), torch.randn(n, n)
     matmul = best_rate(lambda: a @ b, 2 * n ** 3)
-    x = torch.randn(1, 256, 66, 66, dtype=dtype)
-    w = torch.randn(256, 256, 3, 3, dtype=dtype)
+    x, w = torch.randn(1, 256, 66, 66), torch.randn(256, 256, 3, 3)
     conv = best_rate(lambda: torch.nn.functional.conv2d(x, w), 2 * 256 * 256 * 9 * 64 * 64)
     return matmul, conv
 
 
-def step_flops(size, batch=1):
-    nets = {n: init_weights(ResnetGenerator() if n[0] == "G" else NLayerDiscriminator()) for n in ("G_A", "G_B", "D_A", "D_B")}
-    opt_G = torch.optim.Adam(list(nets["G_A"].parameters()) + list(nets["G_B"].parameters()), 2e-4)
-    opt_D = torch.optim.Adam(list(nets["D_A"].parameters()) + list(nets["D_B"].parameters()), 2e-4)
-    a, b = torch.rand(batch, 3, size, size) * 2 - 1, torch.rand(batch, 3, size, size) * 2 - 1
+def step_flops(size: int, winograd: bool) -> int:
+    trainer = paper_trainer(winograd=winograd)
+    data = random_batch(size, 1, generator=torch.Generator().manual_seed(0))
     counter = FlopCounterMode(display=False)
     with counter:
-        train_step(a, b, G_A=nets["G_A"], G_B=nets["G_B"], D_A=nets["D_A"], D_B=nets["D_B"], raw_D_A=nets["D_A"],
-                   raw_D_B=nets["D_B"], opt_G=opt_G, opt_D=opt_D, pools={"A": ImagePool(50), "B": ImagePool(50)},
-                   w=StepWeights())
+        trainer.step(data)
     return counter.get_total_flops()
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--iters", type=int, default=3)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+def run(cfg: RooflineBench) -> int:
+    torch.set_num_threads(cfg.threads)
     matmul, conv = peak_rates()
-    print(json.dumps({"threads": args.threads, "matmul_gflops": round(matmul / 1e9, 1), "conv_gflops": round(conv / 1e9, 1)}))
-    bf16 = getattr(torch.backends.mkldnn, "is_bf16_supported", lambda: False)()
-    print(json.dumps({"cpu_native_bf16": bool(bf16)}))
-    for size in args.sizes:
-        flops = step_flops(size)
-        seconds = statistics.median(time_brushwork(size, 1, args.iters, 1))
-        print(json.dumps({"size": size, "step_gflop": round(flops / 1e9, 1), "step_s": round(seconds, 3),
-                          "achieved_gflops": round(flops / seconds / 1e9, 1), "mfu_vs_conv_peak": round(flops / seconds / conv, 3)}))
+    print(json.dumps({"machine": machine(), "threads": cfg.threads, "matmul_gflops": round(matmul / 1e9, 1),
+                      "conv_gflops": round(conv / 1e9, 1),
+                      "cpu_native_bf16": bool(getattr(torch.backends.mkldnn, "is_bf16_supported", lambda: False)())}))
+    winograd = cfg.block_conv == "winograd"
+    for size in cfg.sizes:
+        model, executed = step_flops(size, winograd=False), step_flops(size, winograd=winograd)
+        seconds = statistics.median(time_steps(paper_trainer(winograd=winograd), size, 1, cfg.iters, 1))
+        print(json.dumps({"size": size, "block_conv": cfg.block_conv, "model_gflop": round(model / 1e9, 1),
+                          "executed_gflop": round(executed / 1e9, 1), "step_s": round(seconds, 3),
+                          "model_gflops_per_s": round(model / seconds / 1e9, 1),
+                          "executed_gflops_per_s": round(executed / seconds / 1e9, 1),
+                          "mfu_vs_conv_peak": round(model / seconds / conv, 3)}), flush=True)
+    return 0
 
+
+COMMAND = cli.Command(RooflineBench, run, __doc__)
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.main(COMMAND))

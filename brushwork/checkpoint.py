@@ -1,16 +1,22 @@
-"""Full-state checkpoints for multi-rank training, plus export/import of bare generators.
+"""Full-state checkpoints for multi-rank training, the run-dir rules, and loading weights by name.
 
-``run_dir/checkpoints/step_{N:08d}/`` holds::
+``run_dir/checkpoints/step_{N:08d}/`` holds one training state, split by who writes it::
 
     meta.json     step, images seen, world size, data position, architecture, resolved config
-    models.pt     {"G_A", "G_B", "D_A", "D_B"} state dicts (the original code's key names)
-    optim.pt      {"G", "D", "scaler"} optimizer / grad-scaler state
-    rank_{r}.pt   per-rank state: image pools (with their RNG), torch RNG states
+    models.pt     the networks' state dicts (CycleGAN: G_A, G_B, D_A, D_B with the original key names)
+    optim.pt      optimiser and grad-scaler state
+    rank_{r}.pt   what each rank holds alone: image pools (with their RNG), torch RNG, a weights fingerprint
 
-A step is first written to ``.step_{N}.tmp/``, renamed into place when every rank has written its
-part, and only then does ``checkpoints/latest`` (a one-line file naming it) move, atomically. Every
-``.pt`` loads with ``torch.load(..., weights_only=True)``. ``export/G_A.pth`` / ``G_B.pth`` are the
-generators alone in the original code's format.
+``save(run_dir, state, ...)`` takes the dict a trainer's ``state_dict()`` returns, with exactly
+these four keys, and ``load(path, rank)`` gives the same dict back (``rank`` being this rank's part),
+for ``load_state_dict``. A step is first written to ``.step_{N}.tmp/``, renamed into place when
+every rank has written its part, and only then does ``checkpoints/latest`` (a one-line file naming
+it) move, atomically; a failed write leaves no temp folder. Every ``.pt`` loads with
+``torch.load(..., weights_only=True)``.
+
+A run dir belongs to one run: starting without ``--resume`` where checkpoints exist is refused.
+``export/`` holds the newest checkpoint's networks alone (the original ``.pth`` format for CycleGAN),
+refreshed at every checkpoint.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ from typing import Any, Callable
 import torch
 
 from .errors import BrushworkError
-from .fileio import atomic_open, atomic_write_text
-from .networks import ResnetGenerator, generator_arch, strip_wrappers
+from .fileio import atomic_open, atomic_write_text, disk_error
+from .networks import strip_wrappers
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 EXPORT = "export"
+PARTS = ("meta", "models", "optim", "rank")
 
 
 def step_name(step: int) -> str:
@@ -41,27 +48,36 @@ def _save(obj: Any, path: Path) -> None:
         torch.save(obj, f)
 
 
-def save(run_dir: str | os.PathLike, step: int, *, rank: int, barrier: Callable[[], None],
-         meta: dict | None = None, models: dict | None = None, optim: dict | None = None,
-         rank_state: dict | None = None, keep_last: int = 3) -> Path:
-    """Collective save: every rank calls it; rank 0 writes the shared files and publishes ``latest``."""
+def save(run_dir: str | os.PathLike, state: dict, *, step: int, rank: int, barrier: Callable[[], None],
+         keep_last: int = 3) -> Path:
+    """Collective save of ``state`` (meta, models, optim, rank): every rank calls it; rank 0 publishes ``latest``."""
+    if set(state) != set(PARTS):
+        raise ValueError(f"a checkpoint state has the keys {PARTS}, got {sorted(state)}")
     root = Path(run_dir) / CHECKPOINTS
     tmp, final = root / f".{step_name(step)}.tmp", root / step_name(step)
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier()
-    _save(rank_state or {}, tmp / f"rank_{rank:05d}.pt")
-    if rank == 0:
-        _save(models, tmp / "models.pt")
-        _save(optim, tmp / "optim.pt")
-        atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    try:
+        _save(state["rank"], tmp / f"rank_{rank:05d}.pt")
+        if rank == 0:
+            _save(state["models"], tmp / "models.pt")
+            _save(state["optim"], tmp / "optim.pt")
+            atomic_write_text(tmp / "meta.json", json.dumps(state["meta"], indent=1, sort_keys=True) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written step behind
+        raise
     barrier()
     if rank == 0:
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        atomic_write_text(root / LATEST, final.name + "\n")
+        try:
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            atomic_write_text(root / LATEST, final.name + "\n")
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise disk_error(final, e) from None
         prune(root, keep_last)
     barrier()
     return final
@@ -76,19 +92,38 @@ def prune(root: Path, keep_last: int) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def latest(run_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint folder ``latest`` names, or None if the run has none yet."""
+    pointer = Path(run_dir) / CHECKPOINTS / LATEST
+    if not pointer.exists():
+        return None
+    path = pointer.parent / pointer.read_text().strip()
+    if not path.is_dir():
+        raise BrushworkError(f"{pointer} names {path.name}, which is missing; point --resume at another "
+                             f"folder in {pointer.parent}")
+    return path
+
+
+def step_of(path: Path) -> int:
+    return int(path.name.split("_")[1])
+
+
+def claim_run_dir(run_dir: str | os.PathLike, resume: str) -> None:
+    """A run dir belongs to one run: a new run (no --resume) where checkpoints exist is refused."""
+    if resume:
+        return
+    found = sorted(p for p in (Path(run_dir) / CHECKPOINTS).glob("step_*") if p.is_dir())
+    if found:
+        raise BrushworkError(f"{run_dir} has checkpoints up to step {step_of(found[-1])}: --resume auto to "
+                             "continue, or another --run_dir")
+
+
 def resolve(run_dir: str | os.PathLike, resume: str) -> Path | None:
     """The checkpoint folder to resume from: ``auto`` → ``latest`` (None if there is none yet), or a path."""
     if not resume:
         return None
     if resume == "auto":
-        latest = Path(run_dir) / CHECKPOINTS / LATEST
-        if not latest.exists():
-            return None
-        path = latest.parent / latest.read_text().strip()
-        if not path.is_dir():
-            raise BrushworkError(f"{latest} names {path.name}, which is missing; point --resume at another "
-                                 f"folder in {latest.parent}")
-        return path
+        return latest(run_dir)
     path = Path(resume)
     if path.is_file():
         path = path.parent
@@ -98,25 +133,55 @@ def resolve(run_dir: str | os.PathLike, resume: str) -> Path | None:
     return path
 
 
-def _load(path: Path) -> Any:
+def at_step(run_dir: str | os.PathLike, step: int | None) -> Path:
+    """The checkpoint folder of ``step`` (None: the newest); one line listing the steps there are."""
+    if step is None:
+        path = latest(run_dir)
+        if path is None:
+            raise BrushworkError(f"{run_dir}: no checkpoint yet; train first, or pass an exported .pth file")
+        return path
+    path = Path(run_dir) / CHECKPOINTS / step_name(step)
+    if not path.is_dir():
+        steps = sorted(step_of(p) for p in (Path(run_dir) / CHECKPOINTS).glob("step_*") if p.is_dir())
+        raise BrushworkError(f"{run_dir}: no checkpoint of step {step}; there are: "
+                             f"{', '.join(map(str, steps)) or 'none'}")
+    return path
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an error message, cut at a word boundary."""
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def load_file(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise BrushworkError(f"{path}: missing from the checkpoint; resume from an older step folder") from None
-    except Exception as e:
-        raise BrushworkError(f"{path}: unreadable checkpoint file ({str(e).splitlines()[0][:120]}); "
-                             "resume from an older step folder") from None
+    except Exception as e:  # torch raises many kinds for damaged or foreign files (pickles refused included)
+        raise BrushworkError(f"{path}: unreadable checkpoint file ({first_line(e)}); resume from an older step "
+                             "folder") from None
 
 
 def load(path: Path, rank: int) -> dict:
-    """meta, models, optim and this rank's state (None if the checkpoint had fewer ranks)."""
+    """The state ``save`` wrote, with this rank's part as ``rank`` ({} if the checkpoint had fewer ranks)."""
     try:
         meta = json.loads((path / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
         raise BrushworkError(f"{path}/meta.json: unreadable ({e}); resume from an older step folder") from None
     rank_file = path / f"rank_{rank:05d}.pt"
-    return {"meta": meta, "models": _load(path / "models.pt"), "optim": _load(path / "optim.pt"),
-            "rank": _load(rank_file) if rank_file.exists() else None}
+    state = {"meta": meta, "models": load_file(path / "models.pt"), "optim": load_file(path / "optim.pt"),
+             "rank": load_file(rank_file) if rank_file.exists() else {}}
+    for part in ("models", "optim", "rank"):
+        if not isinstance(state[part], dict):
+            raise BrushworkError(f"{path}/{part}.pt holds a {type(state[part]).__name__}, not a checkpoint part; "
+                                 "resume from an older step folder")
+    return state
 
 
 def check_compatible(meta: dict, arch: dict, path: Path) -> None:
@@ -128,47 +193,28 @@ def check_compatible(meta: dict, arch: dict, path: Path) -> None:
                              "or start a new --run_dir")
 
 
-def export_generators(run_dir: str | os.PathLike, generators: dict[str, torch.nn.Module], info: dict) -> Path:
-    """Write export/G_A.pth and G_B.pth (the original format) and generators.json."""
+def export(run_dir: str | os.PathLike, networks: dict[str, torch.nn.Module], info: dict) -> Path:
+    """Write export/{name}.pth for each network (plain state dicts) and export/info.json."""
     out = Path(run_dir) / EXPORT
-    for name, net in generators.items():
+    for name, net in networks.items():
         state = {k: v.detach().cpu() for k, v in strip_wrappers(net.state_dict()).items()}
         _save(state, out / f"{name}.pth")
-    atomic_write_text(out / "generators.json", json.dumps(info, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(out / "info.json", json.dumps(info, indent=1, sort_keys=True) + "\n")
     return out
 
 
-def load_generator(source: str | os.PathLike, direction: str = "AtoB", winograd: bool = True) -> ResnetGenerator:
-    """A generator from a run dir (export/ or latest checkpoint) or a .pth state dict (ours or the original's).
-
-    ``winograd``: run its ResNet-block convs as Winograd on CPU (faster, same weights; see networks.py).
-    """
-    source = Path(source)
-    name = {"AtoB": "G_A", "BtoA": "G_B"}.get(direction)
-    if name is None:
-        raise BrushworkError(f"direction must be AtoB or BtoA, got {direction!r}")
-    if source.is_dir():
-        exported = source / EXPORT / f"{name}.pth"
-        if exported.is_file():
-            state = _load(exported)
-        else:
-            ckpt = resolve(source, "auto")
-            if ckpt is None:
-                raise BrushworkError(f"{source}: no {EXPORT}/{name}.pth and no checkpoint; train first or pass "
-                                     "a .pth file")
-            state = _load(ckpt / "models.pt")[name]
-    elif source.is_file():
-        state = _load(source)
-        if isinstance(state, dict) and name in state and isinstance(state[name], dict):
-            state = state[name]  # a models.pt
-    else:
-        raise BrushworkError(f"{source}: no such run folder or generator file")
-    state = strip_wrappers(state)
+def load_state_dict_strict(net: torch.nn.Module, state: Any, what: str) -> None:
+    """``load_state_dict(strict=True)`` whose failure is one line naming ``what`` and the first difference."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BrushworkError(f"{what}: holds a {type(state).__name__}, not a network state dict")
     try:
-        arch = generator_arch(state)
-        net = ResnetGenerator(arch["in_channels"], arch["out_channels"], arch["ngf"], arch["n_blocks"], winograd)
-        net.load_state_dict(state, strict=True)
-    except (ValueError, RuntimeError) as e:
-        raise BrushworkError(f"{source}: not a ResNet generator this code can load "
-                             f"({str(e).splitlines()[0][:160]})") from None
-    return net.eval()
+        net.load_state_dict(strip_wrappers(state), strict=True)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())
+        for marker in ("Missing key(s) in state_dict:", "Unexpected key(s) in state_dict:", "size mismatch for"):
+            if marker in detail:
+                detail = detail[detail.index(marker):]
+                break
+        short = detail if len(detail) <= 160 else detail[:160].rsplit(" ", 1)[0] + " ..."
+        raise BrushworkError(f"{what}: does not fit this network ({short.rstrip('.')}); was it trained with other "
+                             "settings?") from None

@@ -1,73 +1,293 @@
-"""The glue every command-line script shares: fire parsing, generated help, one-line errors.
+"""The one command-line path: argv → typed config → the command's function → exit code.
 
-Scripts call ``sys.exit(cli.run(main, argv, help_text))``; the library itself never exits.
+Every script is ``sys.exit(cli.main(Command(...)))`` (or a dict of subcommands). Flags are the
+fields of the command's config dataclass: ``--name value``, ``--name=value``, ``--max-steps`` for
+``--max_steps``, a bare ``--flag`` for a boolean (``--no_flag`` sets a boolean ``flag`` false), a
+list as ``a,b,c`` or ``--list a b c``, and positional arguments for the fields marked positional.
+``--help`` lists every flag with its type, bounds, default and meaning.
+
+Failures become exit codes: a bad flag or config value is one line and exit 2, any other
+``BrushworkError`` (and the OS errors a user can act on: disk full, permission, missing file) one
+line and exit 1, Ctrl-C exit 130, a closed pipe (``| head``) a quiet exit. ``BRUSHWORK_DEBUG=1``
+adds the traceback to those lines; an unexpected exception is a bug and always shows its traceback.
+Under a multi-process launcher an error found during set-up (the same on every rank) is printed
+by rank 0 only; once a command calls ``started()`` each rank prints its own errors, marked with
+its rank. The line is also written where torchelastic's launcher looks for a child's error, so
+``accelerate launch``'s summary names it instead of "<N/A>".
 """
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import json
 import os
 import sys
-from typing import Callable
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
 
-import inspect
-
+from . import config
 from .errors import BrushworkError, ConfigError
 from .fileio import disk_error
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_PIPE = 141
+DEBUG_ENV = "BRUSHWORK_DEBUG"
+
+_started = False
 
 
-def error_line(prog: str, message: str) -> None:
-    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+@dataclass(frozen=True)
+class Command:
+    """A command: its config class, the function that runs a resolved config, and its usage text."""
+
+    config: type
+    run: Callable[[Any], int | None]
+    doc: str
+    presets: str = ""                                   # --preset NAME looks in configs/{presets}/
+    default_preset: Callable[[dict], str | None] | str | None = None   # from the flags given, or fixed
 
 
-def check_flags(main: Callable | dict, argv: list[str]) -> None:
-    """Unknown ``--flags`` of a plain function CLI become one ConfigError line listing the valid ones."""
-    target = main
-    if isinstance(main, dict):
-        if not argv or argv[0] not in main:
-            raise ConfigError(f"choose a command: {', '.join(main)}")
-        target, argv = main[argv[0]], argv[1:]
-    params = inspect.signature(target).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return  # config-backed CLIs check their flags against the dataclass
-    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    valid = [p.name for p in named if p.default is not p.empty] or [p.name for p in named]
-    for arg in argv:
-        if arg.startswith("--") and len(arg) > 2:
-            name = arg[2:].split("=", 1)[0].replace("-", "_")
-            if name not in (p.name for p in named):
-                raise ConfigError(f"unknown flag --{name}; valid flags: {', '.join('--' + v for v in valid)}")
+def started() -> None:
+    """From here on errors are rank-specific: every rank prints its own (set-up errors: rank 0 only)."""
+    global _started
+    _started = True
 
 
-def run(main: Callable, argv: list[str] | None = None, help_text: str | Callable[[], str] = "",
-        prog: str | None = None) -> int:
-    """Parse ``argv`` with fire into ``main(*args, **flags)``; map failures to exit codes."""
-    import fire  # only the scripts need it
+def rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _is_flag(token: str) -> bool:
+    if not token.startswith("-") or token == "-":
+        return False
+    try:
+        float(token)  # a negative number is a value
+        return False
+    except ValueError:
+        return True
+
+
+def parse_args(cls: type, argv: list[str], allow_preset: bool = False) -> tuple[dict[str, Any], str | None]:
+    """(raw values by field name, preset name) from command-line tokens; ConfigError on a bad token."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    types_ = config.field_types(cls)
+    aliases = {f.metadata["alias"]: n for n, f in fields.items() if f.metadata.get("alias")}
+    positional = [n for n, f in fields.items() if f.metadata.get("positional")]
+    values: dict[str, Any] = {}
+    preset = None
+    bare: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if token == "--":
+            bare += argv[i:]
+            break
+        if not _is_flag(token):
+            bare.append(token)
+            continue
+        if not token.startswith("--"):
+            raise ConfigError(f"unknown option {token}; flags are spelt --name (see --help)")
+        name, has_value, inline = token[2:].partition("=")
+        name = name.replace("-", "_")
+        name = aliases.get(name, name)
+        if allow_preset and name == "preset":
+            if not has_value:
+                if i >= len(argv):
+                    raise ConfigError("--preset expects a preset name or a TOML path")
+                inline, i = argv[i], i + 1
+            preset = inline
+            continue
+        negated = name.startswith("no_") and name not in fields and name[3:] in fields and config.is_bool(
+            types_[name[3:]])
+        if negated:
+            if has_value:
+                raise ConfigError(f"--{name} takes no value (it sets --{name[3:]} false)")
+            values[name[3:]] = False
+            continue
+        if name not in fields:
+            config.build(cls, {name: None})  # raises the unknown-flag error with suggestions
+        tp = types_[name]
+        if has_value:
+            value: Any = inline
+        elif config.is_bool(tp):
+            if i < len(argv) and argv[i].lower() in config._TRUE | config._FALSE:
+                value, i = argv[i], i + 1
+            else:
+                value = True
+        elif config.is_list(tp):
+            items = []
+            while i < len(argv) and not _is_flag(argv[i]):
+                items.append(argv[i])
+                i += 1
+            if not items:
+                raise ConfigError(f"--{name} expects {config.type_name(tp)}")
+            value = ",".join(items) if len(items) > 1 else items[0]
+        else:
+            if i >= len(argv) or _is_flag(argv[i]):
+                raise ConfigError(f"--{name} expects {config.type_name(tp)} (give --{name} VALUE)")
+            value, i = argv[i], i + 1
+        if config.is_list(tp) and name in values:  # a repeated list flag adds to it
+            value = f"{values[name]},{value}"
+        values[name] = value
+    for name in positional:
+        if not bare:
+            break
+        if config.is_list(types_[name]):
+            values[name], bare = list(bare), []
+        else:
+            values[name] = bare.pop(0)
+    if bare:
+        what = f"positional argument(s) {' '.join(bare)}"
+        takes = ", ".join(n.upper() for n in positional)
+        raise ConfigError(f"unexpected {what}; this command takes " + (takes or "only --flags") +
+                          " (see --help)")
+    return values, preset
+
+
+def resolve(command: Command, argv: list[str]) -> Any:
+    """The command's resolved config for these tokens: defaults ← preset ← flags."""
+    values, preset = parse_args(command.config, argv, allow_preset=bool(command.presets))
+    if preset is None and command.default_preset is not None:
+        default = command.default_preset
+        preset = default(values) if callable(default) else default
+    cfg = config.load_config(command.config, preset, values, tool=command.presets)
+    cfg.check_inputs()
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# Help
+
+
+def help_text(command: Command, prog: str) -> str:
+    preset = command.default_preset if isinstance(command.default_preset, str) else None
+    defaults = config.load_config(command.config, preset, tool=command.presets)
+    where = f" (defaults of configs/{command.presets}/{preset}.toml)" if preset else ""
+    text = f"{command.doc.strip()}\n\nflags{where}:\n{config.describe(command.config, defaults)}"
+    if command.presets:
+        known = ", ".join(config.known_presets(command.presets))
+        text += f"\n  --preset               a preset in configs/{command.presets}/ ({known}) or a TOML path"
+    return text + "\n  --help                 this text\n"
+
+
+def group_help(commands: dict[str, Command], doc: str, prog: str) -> str:
+    rows = "\n".join(f"  {name:<12} {c.doc.strip().splitlines()[0]}" for name, c in commands.items())
+    return f"{doc.strip()}\n\ncommands (each has its own --help: {prog} COMMAND --help):\n{rows}\n"
+
+
+def _print_help(text: str) -> int:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    return 0
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def main(command: Command | dict[str, Command], argv: list[str] | None = None, prog: str | None = None,
+         doc: str = "") -> int:
+    """Parse, resolve and run; every failure becomes one line and an exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = prog or os.path.basename(sys.argv[0] or "brushwork")
-    if any(a in ("-h", "--help", "help") for a in argv[:1]) or "--help" in argv or "-h" in argv:
-        print(help_text() if callable(help_text) else help_text)
-        return 0
+    warnings.formatwarning = _one_line_warning
     try:
-        check_flags(main, argv)
-        # serialize=None-returning keeps fire from printing main's exit code
-        result = fire.Fire(main, command=argv, name=prog, serialize=lambda _: None)
-    except fire.core.FireExit as e:  # fire already printed its usage message
-        return int(e.code or 0)
-    except BrushworkError as e:
-        error_line(prog, str(e))
-        return EXIT_USAGE if e.__class__.__name__ == "ConfigError" else EXIT_FAILED
-    except KeyboardInterrupt:
-        error_line(prog, "interrupted; rerun the same command to continue where it stopped")
-        return EXIT_INTERRUPTED
-    except OSError as e:
-        error_line(prog, str(disk_error(getattr(e, "filename", None) or "output", e)))
-        return EXIT_FAILED
+        if isinstance(command, dict):
+            if not argv or argv[0] in ("-h", "--help", "help"):
+                return _print_help(group_help(command, doc, prog))
+            if argv[0] not in command:
+                raise ConfigError(f"choose a command: {', '.join(command)} (got {argv[0]!r})")
+            prog, command, argv = f"{prog} {argv[0]}", command[argv[0]], argv[1:]
+        if "-h" in argv or "--help" in argv:
+            return _print_help(help_text(command, prog))
+        cfg = resolve(command, argv)
+        result = command.run(cfg)
+    except BaseException as e:  # noqa: BLE001 - mapped to exit codes below
+        return handle(e, prog)
     return int(result) if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings (ours and the libraries') as one line each, without the source line under them."""
+    return f"warning: {message}\n"
+
+
+def handle(e: BaseException, prog: str) -> int:
+    """The exit code of an exception, after one line (or the traceback of a genuine bug)."""
+    if isinstance(e, SystemExit):
+        raise e
+    if isinstance(e, BrokenPipeError):
+        _silence_stdout()
+        return EXIT_PIPE
+    if isinstance(e, KeyboardInterrupt):
+        _report(prog, "interrupted; rerun the same command to continue where it stopped", e)
+        return EXIT_INTERRUPTED
+    if isinstance(e, BrushworkError):
+        _report(prog, str(e), e)
+        return EXIT_USAGE if isinstance(e, ConfigError) else EXIT_FAILED
+    if isinstance(e, OSError) and e.errno is not None:
+        _report(prog, os_error_line(e), e)
+        return EXIT_FAILED
+    traceback.print_exc()
+    print(f"{prog}: internal error ({type(e).__name__}); this is a bug in brushwork, please report the "
+          "traceback above", file=sys.stderr, flush=True)
+    return EXIT_FAILED
+
+
+def os_error_line(e: OSError) -> str:
+    name = e.filename or "a file"
+    if e.errno == errno.ENOENT:
+        return f"{name}: no such file or folder; check the path"
+    if e.errno in (errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, getattr(errno, "EDQUOT", -1)):
+        return str(disk_error(name, e))
+    return f"{name}: {e.strerror or e}"
+
+
+def _report(prog: str, message: str, e: BaseException) -> None:
+    r = rank()
+    if r != 0 and not _started:
+        return  # set-up errors are the same on every rank: rank 0 says it once
+    line = f"{prog}: error: {message}" if r == 0 or not _started else f"{prog}: error: rank {r}: {message}"
+    if os.environ.get(DEBUG_ENV):
+        traceback.print_exception(e)
+    print(line, file=sys.stderr, flush=True)
+    _elastic_error_file(line)
+
+
+def _elastic_error_file(line: str) -> None:
+    """torchelastic (accelerate launch --multi_gpu, torchrun) shows this file's message as the root cause."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path or os.path.exists(path):
+        return
+    record = {"message": {"message": line, "extraInfo": {"py_callstack": line, "timestamp": str(int(time.time()))}}}
+    try:
+        with open(path, "w") as f:
+            json.dump(record, f)
+    except OSError:
+        pass
 
 
 def end_distributed() -> None:

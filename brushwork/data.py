@@ -1,16 +1,23 @@
-"""Streams of training batches from WebDataset shards: two unpaired domains, any number of ranks.
+"""Streams of training batches from WebDataset shards, for any number of ranks and workers.
 
-Stage order (as open_clip): seeded per-pass shard shuffle → split by node (rank) → split by
-DataLoader worker → tar samples → seeded buffer shuffle → decode → augment → batch.
+Each domain (A, B) is an endless sequence of *passes*; in one pass every image of the domain is
+seen exactly once across all ranks and DataLoader workers ("slots"). A pass is laid out as:
 
-Each domain is an endless sequence of *passes*; in one pass every image of the domain is seen
-exactly once across all ranks and workers. The smaller domain simply starts its next pass sooner,
-as the original code draws B at random for each A. Training epochs are counted in steps,
-``max(|A|, |B|) // global_batch``, so every rank runs the same number of steps.
+1. the domain's shards in a seeded order (a new order every pass), their samples concatenated;
+2. that sequence rotated by a seeded offset, then cut into ``slots`` contiguous ranges whose
+   lengths differ by at most one (slot ``s`` gets positions ``s·N//slots … (s+1)·N//slots``);
+3. each slot reads its range (at most a few shards, sequentially, skipping members it does not
+   need without reading them) through a seeded shuffle buffer, then decodes and augments.
 
-Everything is a pure function of (seed, pass, rank, worker, sample key), which makes the position
-in the stream a single number: the count of batches consumed. Resuming skips whole passes by the
-manifest's sample counts and reads (without decoding) at most one pass to reach the exact sample.
+So any dataset feeds any world size (64 ranks × 4 workers on 400 paintings: 1–2 images per slot
+per pass), no image is favoured (shares differ by ≤ 1 whatever the shard sizes), and reads stay
+sequential and shard-local, which is what object storage wants. Everything is a pure function of
+(seed, pass, slot, key), so the position in the stream is one number, the count of batches
+consumed: resuming skips whole passes by arithmetic and, within a pass, skips the samples already
+used without reading their bytes.
+
+Every shard's sample count is checked against the manifest as it is read; a shard that ends early
+(truncated at a member boundary) or holds more is one error naming it.
 """
 
 from __future__ import annotations
@@ -21,7 +28,6 @@ import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
-import fsspec
 import numpy as np
 import torch
 from PIL import Image
@@ -30,8 +36,11 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from .errors import BrushworkError
 from .images import to_tensor
 from .shards import read_manifest, shard_urls
+from .storage import open_url
 
 DOMAIN_IDS = {"A": 0, "B": 1}
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none", "center")
 
 
 @dataclass(frozen=True)
@@ -47,16 +56,6 @@ class DomainShards:
         return sum(self.counts)
 
 
-@dataclass(frozen=True)
-class Augment:
-    """The original augmentation: resize to load_size → random crop → random flip (train)."""
-
-    load_size: int = 286
-    crop_size: int = 256
-    flip: bool = True
-    train: bool = True
-
-
 def domain_shards(root: str, split: str, domain: str, manifest: dict | None = None) -> DomainShards:
     manifest = manifest or read_manifest(root)
     urls = shard_urls(root, manifest, split, domain)
@@ -65,71 +64,178 @@ def domain_shards(root: str, split: str, domain: str, manifest: dict | None = No
 
 
 # ---------------------------------------------------------------------------------------------
-# The stream of raw samples
+# Which samples a slot reads in a pass
 
 
-def pass_shard_indices(n_shards: int, seed: int, pass_index: int, rank: int, world: int,
-                       worker: int, num_workers: int) -> list[int]:
-    """Shards of one pass for one (rank, worker): seeded shuffle, then split by node, then worker."""
-    order = np.random.default_rng([seed, pass_index]).permutation(n_shards)
-    return [int(i) for i in order[rank::world][worker::num_workers]]
+def pass_segments(counts: tuple[int, ...], seed: int, pass_index: int, slot: int,
+                  slots: int) -> list[tuple[int, int, int]]:
+    """The samples of one pass for one slot, as ``(shard, start, stop)`` index ranges in reading order.
+
+    The pass's sequence (shards in a seeded order, rotated by a seeded offset) is cut into ``slots``
+    chunks of ⌊N/slots⌋ or ⌈N/slots⌉ samples, and chunks go to slots in a seeded order, so with
+    fewer images than slots every slot still gets images in some passes.
+    """
+    total = sum(counts)
+    rng = np.random.default_rng([seed, pass_index])
+    order = rng.permutation(len(counts))
+    offset = int(rng.integers(total)) if total else 0
+    chunk = int(np.random.default_rng([seed, pass_index, 1]).permutation(slots)[slot])
+    lo, hi = chunk * total // slots, (chunk + 1) * total // slots
+    # the rotated range [offset+lo, offset+hi) mod total, as at most two plain ranges
+    spans = [(offset + lo, min(offset + hi, total))] if offset + lo < total else []
+    if offset + hi > total:
+        spans.append((max(offset + lo - total, 0), offset + hi - total))
+    segments = []
+    for begin, end in spans:
+        position = 0
+        for shard in order:
+            count = counts[shard]
+            a, b = max(begin, position), min(end, position + count)
+            if a < b:
+                segments.append((int(shard), a - position, b - position))
+            position += count
+    return segments
 
 
-def tar_samples(url: str) -> Iterator[tuple[str, str, bytes]]:
-    """(key, image extension, image bytes) for each sample of a shard, in tar order."""
-    try:
-        with fsspec.open(url, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
-            for member in tar:
-                key, _, ext = member.name.partition(".")
-                if ext in ("jpg", "jpeg", "png", "webp"):
-                    yield key, ext, tar.extractfile(member).read()
-    except FileNotFoundError:
-        raise BrushworkError(f"{url}: shard missing; rerun data_prep/shard.py to rewrite it") from None
-    except tarfile.TarError as e:
-        raise BrushworkError(f"{url}: damaged shard ({e}); delete it and rerun data_prep/shard.py") from None
+def shuffled_order(n: int, size: int, rng: np.random.Generator) -> list[int]:
+    """The order in which a WebDataset-style shuffle buffer of ``size`` emits ``n`` items (by index).
 
-
-def buffer_shuffle(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
-    """WebDataset-style shuffle: a buffer of ``size``, random pick and refill; flushes at the end."""
-    buf: list = []
-    for item in items:
+    The permutation depends only on ``n`` and the RNG, not on the items, so it can be computed
+    before reading anything (resume skips items without reading them).
+    """
+    out, buf = [], []
+    for item in range(n):
         if len(buf) < size:
             buf.append(item)
             continue
         i = int(rng.integers(len(buf)))
         buf[i], item = item, buf[i]
-        yield item
+        out.append(item)
     rng.shuffle(buf)
-    yield from buf
+    return out + buf
 
 
-def domain_stream(shards: DomainShards, *, seed: int, rank: int, world: int, worker: int,
-                  num_workers: int, buffer: int, skip: int = 0) -> Iterator[tuple[int, str, bytes]]:
-    """Endless (pass, key, bytes) for one (rank, worker); the first ``skip`` samples are passed over."""
+def read_segment(url: str, start: int, stop: int, expected: int,
+                 wanted: set[int] | None = None) -> Iterator[tuple[int, str, bytes]]:
+    """(index in shard, key, image bytes) of samples ``start..stop-1``; only ``wanted`` ones are read.
+
+    ``expected`` is the manifest's sample count: a shard that ends early, or holds more when read
+    to its end, is a BrushworkError naming it.
+    """
+    seen = 0
+    try:
+        with open_url(url, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
+            for member in tar:  # seekable: members we do not extract are skipped, not read
+                key, _, ext = member.name.partition(".")
+                if ext.lower() not in IMAGE_EXTENSIONS:
+                    continue
+                if seen >= stop:
+                    if stop < expected:
+                        return
+                    raise BrushworkError(f"{url}: holds more samples than the {expected} the manifest lists "
+                                         "(replaced after sharding); rerun data_prep/shard.py --overwrite")
+                if seen >= start and (wanted is None or seen in wanted):
+                    yield seen, key, tar.extractfile(member).read()
+                seen += 1
+    except FileNotFoundError:
+        raise BrushworkError(f"{url}: shard missing; rerun data_prep/shard.py to rewrite it") from None
+    except (tarfile.TarError, EOFError) as e:
+        raise BrushworkError(f"{url}: damaged shard ({e}); delete it and rerun data_prep/shard.py") from None
+    if seen != expected:
+        raise BrushworkError(f"{url}: holds {seen} samples but the manifest lists {expected} (truncated after "
+                             "sharding); delete it and rerun data_prep/shard.py, which rewrites it")
+
+
+def tar_samples(url: str, expected: int | None = None) -> Iterator[tuple[str, str, bytes]]:
+    """(key, image extension, image bytes) for each sample of a shard, in tar order."""
+    try:
+        with open_url(url, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
+            count = 0
+            for member in tar:
+                key, _, ext = member.name.partition(".")
+                if ext.lower() in IMAGE_EXTENSIONS:
+                    count += 1
+                    yield key, ext, tar.extractfile(member).read()
+    except FileNotFoundError:
+        raise BrushworkError(f"{url}: shard missing; rerun data_prep/shard.py to rewrite it") from None
+    except (tarfile.TarError, EOFError) as e:
+        raise BrushworkError(f"{url}: damaged shard ({e}); delete it and rerun data_prep/shard.py") from None
+    if expected is not None and count != expected:
+        raise BrushworkError(f"{url}: holds {count} samples but the manifest lists {expected}; delete it and "
+                             "rerun data_prep/shard.py")
+
+
+def pass_plan(counts: tuple[int, ...], seed: int, pass_index: int, slot: int, slots: int, buffer: int,
+              domain_id: int) -> tuple[list[tuple[int, int, int]], list[int]]:
+    """(segments to read, emission order): the emission order lists positions in reading order."""
+    segments = pass_segments(counts, seed, pass_index, slot, slots)
+    size = sum(stop - start for _, start, stop in segments)
+    return segments, shuffled_order(size, buffer, np.random.default_rng([seed, pass_index, slot, domain_id]))
+
+
+def stream_ids(counts: tuple[int, ...], *, seed: int, slot: int, slots: int, buffer: int, domain_id: int,
+               skip: int = 0) -> Iterator[tuple[int, int, int]]:
+    """The samples one slot yields, as (pass, shard, index in shard), endlessly: what ``domain_stream`` reads."""
     pass_index = 0
-    domain_id = DOMAIN_IDS.get(shards.domain, 2)
     while True:
-        indices = pass_shard_indices(len(shards.urls), seed, pass_index, rank, world, worker, num_workers)
-        in_pass = sum(shards.counts[i] for i in indices)
-        if in_pass == 0:
-            raise BrushworkError(f"domain {shards.domain}: rank {rank} worker {worker} got no samples; "
-                                 "reshard with a smaller --samples_per_shard or use fewer workers")
-        if skip >= in_pass:  # a whole pass already consumed: skip it without reading
-            skip -= in_pass
+        segments, order = pass_plan(counts, seed, pass_index, slot, slots, buffer, domain_id)
+        if skip >= len(order):  # a whole pass already consumed: skipped by arithmetic
+            skip -= len(order)
+        else:
+            items = [(shard, i) for shard, start, stop in segments for i in range(start, stop)]
+            for position in order[skip:]:
+                yield (pass_index, *items[position])
+            skip = 0
+        pass_index += 1
+
+
+def domain_stream(shards: DomainShards, *, seed: int, slot: int, slots: int, buffer: int,
+                  skip: int = 0) -> Iterator[tuple[int, str, bytes]]:
+    """Endless (pass, key, image bytes) for one slot; the first ``skip`` samples are passed over unread.
+
+    Follows ``stream_ids`` exactly, but reads each pass's segments sequentially and holds samples
+    only until their turn (at most about ``buffer`` of them, as a shuffle buffer would).
+    """
+    if shards.samples == 0:
+        raise BrushworkError(f"domain {shards.domain}: no samples in the manifest; reshard the dataset")
+    domain_id = DOMAIN_IDS.get(shards.domain, 2)
+    pass_index = 0
+    while True:
+        segments, order = pass_plan(shards.counts, seed, pass_index, slot, slots, buffer, domain_id)
+        if skip >= len(order):
+            skip -= len(order)
             pass_index += 1
             continue
-        rng = np.random.default_rng([seed, pass_index, rank, worker, domain_id])
-        raw = ((key, data) for i in indices for key, _, data in tar_samples(shards.urls[i]))
-        for key, data in buffer_shuffle(raw, buffer, rng):
-            if skip:
-                skip -= 1
-                continue
-            yield pass_index, key, data
-        pass_index += 1
+        emitted_at = {position: out for out, position in enumerate(order)}
+        pending: dict[int, tuple[str, bytes]] = {}
+        emit, first = skip, 0
+        for shard, start, stop in segments:
+            wanted = {i for i in range(start, stop) if emitted_at[first + i - start] >= skip}
+            for index, key, data in read_segment(shards.urls[shard], start, stop, shards.counts[shard], wanted):
+                pending[emitted_at[first + index - start]] = (key, data)
+                while emit in pending:
+                    yield (pass_index, *pending.pop(emit))
+                    emit += 1
+            first += stop - start
+        pass_index, skip = pass_index + 1, 0
 
 
 # ---------------------------------------------------------------------------------------------
 # Decode and augment
+
+
+@dataclass(frozen=True)
+class Augment:
+    """The original training transforms (``--preprocess``), then a random flip; ``train=False``: square resize.
+
+    ``center`` (fast style): the shorter side to ``load_size``, then the centre ``crop_size`` square.
+    """
+
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+    train: bool = True
+    preprocess: str = "resize_and_crop"
 
 
 def sample_rng(seed: int, pass_index: int, key: str, domain: str) -> np.random.Generator:
@@ -144,22 +250,69 @@ def decode(data: bytes, draft_size: int = 0) -> Image.Image:
     return img.convert("RGB")
 
 
+def scale_width(img: Image.Image, target: int, crop: int) -> Image.Image:
+    """The original ``__scale_width``: width to ``target``, height by aspect but at least ``crop``."""
+    if img.width == target and img.height >= crop:
+        return img
+    return img.resize((target, int(max(target * img.height / img.width, crop))), Image.Resampling.BICUBIC)
+
+
+def make_multiple(img: Image.Image, base: int = 4) -> Image.Image:
+    """The original ``__make_power_2``: each side resized to the nearest multiple of ``base``."""
+    w, h = (max(base, int(round(s / base) * base)) for s in img.size)
+    return img if (w, h) == img.size else img.resize((w, h), Image.Resampling.BICUBIC)
+
+
+def preprocess_image(img: Image.Image, aug: Augment, crop_pos: tuple[int, int] | None = None,
+                     rng: np.random.Generator | None = None) -> Image.Image:
+    """Resize/scale then crop as the original ``get_transform`` (without the flip).
+
+    The crop position is ``crop_pos`` if given, else drawn from ``rng`` over the valid range.
+    """
+    mode = aug.preprocess
+    if mode == "center":  # fast style (as pytorch/examples): shorter side to load_size, centre crop
+        scale = aug.load_size / min(img.size)
+        img = img.resize((max(aug.crop_size, round(img.width * scale)), max(aug.crop_size, round(img.height * scale))),
+                         Image.Resampling.BICUBIC)
+        left, top = (img.width - aug.crop_size) // 2, (img.height - aug.crop_size) // 2
+        return img.crop((left, top, left + aug.crop_size, top + aug.crop_size))
+    if "resize" in mode:
+        img = img.resize((aug.load_size, aug.load_size), Image.Resampling.BICUBIC)
+    elif "scale_width" in mode:
+        img = scale_width(img, aug.load_size, aug.crop_size)
+    if "crop" in mode:
+        if crop_pos is None:
+            crop_pos = (int(rng.integers(0, max(0, img.width - aug.crop_size) + 1)),
+                        int(rng.integers(0, max(0, img.height - aug.crop_size) + 1)))
+        x, y = crop_pos
+        if img.width > aug.crop_size or img.height > aug.crop_size:  # as the original ``__crop``: a side
+            img = img.crop((x, y, x + aug.crop_size, y + aug.crop_size))  # shorter than the crop is padded black
+    if mode == "none":
+        img = make_multiple(img, 4)
+    return img
+
+
 def augment(img: Image.Image, aug: Augment, rng: np.random.Generator | None) -> torch.Tensor:
-    """Resize (bicubic) → random crop → random flip → tensor in [-1, 1], as the original code."""
+    """Preprocess (as ``--preprocess``) → random flip → tensor in [-1, 1]."""
     if not aug.train:
-        img = img.resize((aug.crop_size, aug.crop_size), Image.Resampling.BICUBIC)
-    else:
-        if (img.width, img.height) != (aug.load_size, aug.load_size):
-            img = img.resize((aug.load_size, aug.load_size), Image.Resampling.BICUBIC)
-        x, y = rng.integers(0, aug.load_size - aug.crop_size + 1, size=2)
-        img = img.crop((int(x), int(y), int(x) + aug.crop_size, int(y) + aug.crop_size))
-        if aug.flip and rng.random() < 0.5:
-            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return to_tensor(img.resize((aug.crop_size, aug.crop_size), Image.Resampling.BICUBIC))
+    img = preprocess_image(img, aug, rng=rng)
+    if aug.flip and rng.random() < 0.5:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return to_tensor(img)
 
 
+def stack_same_size(images: list[torch.Tensor]) -> torch.Tensor:
+    """One batch tensor; images of different sizes (scale_width, none) are centre-cropped to the smallest."""
+    h = min(x.shape[-2] for x in images)
+    w = min(x.shape[-1] for x in images)
+    cropped = [x[..., (x.shape[-2] - h) // 2:(x.shape[-2] - h) // 2 + h, (x.shape[-1] - w) // 2:(x.shape[-1] - w) // 2 + w]
+               for x in images]
+    return torch.stack(cropped)
+
+
 # ---------------------------------------------------------------------------------------------
-# Unpaired batches for DDP
+# Batches for DDP
 
 
 def batches_before(start_batch: int, worker: int, num_workers: int) -> int:
@@ -167,20 +320,26 @@ def batches_before(start_batch: int, worker: int, num_workers: int) -> int:
     return max(0, (start_batch - worker + num_workers - 1) // num_workers)
 
 
-class UnpairedBatches(IterableDataset):
-    """Endless batches {"A", "B", "A_keys", "B_keys"} for one rank, resumable at any batch."""
+def worker_role(worker_id: int, num_workers: int, start_batch: int) -> tuple[int, int]:
+    """(role, batches that role has delivered) for a DataLoader worker of a loader resumed at ``start_batch``.
 
-    def __init__(self, a: DomainShards, b: DomainShards, *, batch_size: int, rank: int, world: int,
+    Batch j of the uninterrupted stream comes from role j % W. A new DataLoader asks worker 0 first,
+    so worker ``w`` plays role (w + start_batch) % W and the stream continues with batch start_batch.
+    """
+    role = (worker_id + start_batch) % num_workers
+    return role, batches_before(start_batch, role, num_workers)
+
+
+class DomainBatches(IterableDataset):
+    """Endless batches ``{"A": (B,3,H,W), "A_keys": [...], ...}`` of the given domains for one rank.
+
+    Unpaired: each domain is its own stream. Resumable at any batch (``start_batch``).
+    """
+
+    def __init__(self, domains: list[DomainShards], *, batch_size: int, rank: int, world: int,
                  num_workers: int, seed: int, aug: Augment, buffer: int = 256, start_batch: int = 0):
         super().__init__()
-        slots = world * max(1, num_workers)
-        for shards in (a, b):
-            if len(shards.urls) < slots:
-                raise BrushworkError(
-                    f"domain {shards.domain} has {len(shards.urls)} shard(s) but {world} rank(s) x "
-                    f"{max(1, num_workers)} worker(s) need at least {slots}; reshard with a smaller "
-                    "--samples_per_shard or lower --num_workers")
-        self.a, self.b = a, b
+        self.domains = domains
         self.batch_size, self.rank, self.world = batch_size, rank, world
         self.num_workers, self.seed, self.aug, self.buffer = num_workers, seed, aug, buffer
         self.start_batch = start_batch
@@ -190,25 +349,24 @@ class UnpairedBatches(IterableDataset):
         worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
         if num_workers != max(1, self.num_workers):
             raise BrushworkError(f"loader built for {self.num_workers} workers runs with {num_workers}")
-        # a new DataLoader asks worker 0 first; the role that produced batch start_batch goes first
-        worker = (worker + self.start_batch) % num_workers
-        done = batches_before(self.start_batch, worker, num_workers) * self.batch_size
-        streams = {}
-        for shards in (self.a, self.b):
-            streams[shards.domain] = domain_stream(
-                shards, seed=self.seed, rank=self.rank, world=self.world, worker=worker,
-                num_workers=num_workers, buffer=self.buffer, skip=done)
+        worker, done_batches = worker_role(worker, num_workers, self.start_batch)
+        done = done_batches * self.batch_size
+        slot, slots = self.rank * num_workers + worker, self.world * num_workers
+        streams = {s.domain: domain_stream(s, seed=self.seed, slot=slot, slots=slots, buffer=self.buffer, skip=done)
+                   for s in self.domains}
         draft = self.aug.load_size if self.aug.train else self.aug.crop_size
+        if self.aug.preprocess in ("crop", "none"):
+            draft = 0  # full resolution is part of the transform
         while True:
             batch = {}
-            for name, stream in (("A", streams[self.a.domain]), ("B", streams[self.b.domain])):
+            for name, stream in streams.items():
                 images, keys = [], []
                 for _ in range(self.batch_size):
                     pass_index, key, data = next(stream)
                     rng = sample_rng(self.seed, pass_index, key, name)
                     images.append(augment(decode(data, draft), self.aug, rng))
                     keys.append(key)
-                batch[name], batch[f"{name}_keys"] = torch.stack(images), keys
+                batch[name], batch[f"{name}_keys"] = stack_same_size(images), keys
             yield batch
 
 
@@ -216,28 +374,83 @@ def _worker_init(_):
     torch.set_num_threads(1)  # decode workers must not fight the training step for cores
 
 
-def steps_per_epoch(a: DomainShards, b: DomainShards, batch_size: int, world: int) -> int:
-    """The original epoch: max(|A|, |B|) images, in global batches."""
-    return max(1, max(a.samples, b.samples) // (batch_size * world))
+def steps_per_epoch(domains: list[DomainShards], batch_size: int, world: int) -> int:
+    """The original epoch: as many images as the larger domain holds, in global batches."""
+    global_batch = batch_size * world
+    largest = max(domains, key=lambda s: s.samples)
+    if largest.samples < global_batch:
+        raise BrushworkError(f"domain {largest.domain} has {largest.samples} image(s), fewer than one global batch "
+                             f"({world} process(es) x batch {batch_size}); lower --batch_size or use fewer processes")
+    return largest.samples // global_batch
 
 
 def train_loader(root: str, *, batch_size: int, rank: int, world: int, num_workers: int, seed: int,
                  aug: Augment, buffer: int = 256, start_batch: int = 0, pin_memory: bool = False,
-                 split: str = "train") -> tuple[DataLoader, int]:
-    """(endless DataLoader of unpaired batches, steps per epoch) for one rank."""
+                 split: str = "train", domains: tuple[str, ...] = ("A", "B")) -> tuple[DataLoader, int]:
+    """(endless DataLoader of batches for one rank, steps per epoch)."""
     manifest = read_manifest(root)
-    a = domain_shards(root, split, "A", manifest)
-    b = domain_shards(root, split, "B", manifest)
-    dataset = UnpairedBatches(a, b, batch_size=batch_size, rank=rank, world=world, num_workers=num_workers,
-                              seed=seed, aug=aug, buffer=buffer, start_batch=start_batch)
-    extra = {"prefetch_factor": 4, "worker_init_fn": _worker_init} if num_workers > 0 else {}
+    shards = [domain_shards(root, split, d, manifest) for d in domains]
+    epoch = steps_per_epoch(shards, batch_size, world)
+    dataset = DomainBatches(shards, batch_size=batch_size, rank=rank, world=world, num_workers=num_workers,
+                            seed=seed, aug=aug, buffer=buffer, start_batch=start_batch)
+    extra = {"prefetch_factor": 4, "worker_init_fn": _worker_init, "persistent_workers": False} if num_workers else {}
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **extra)
-    return loader, steps_per_epoch(a, b, batch_size, world)
+    return loader, epoch
+
+
+def batches(loader: DataLoader) -> Iterator[dict]:
+    """Iterate a loader; an error raised in a worker comes back as itself (one line), not wrapped in a traceback."""
+    it = iter(loader)
+    while True:
+        try:
+            yield next(it)
+        except BrushworkError as e:
+            message = str(e)
+            if "Original Traceback" in message:  # DataLoader re-raises worker errors with their traceback
+                last = message.rstrip().splitlines()[-1]
+                raise type(e)(last.split(": ", 1)[1] if ": " in last else last) from None
+            raise
 
 
 def iter_split(root: str, split: str, domain: str) -> Iterator[tuple[str, Image.Image]]:
     """Every (key, RGB image) of one split/domain in manifest order, at full resolution."""
     shards = domain_shards(root, split, domain)
-    for url in shards.urls:
-        for key, _, data in tar_samples(url):
+    for url, count in zip(shards.urls, shards.counts):
+        for key, _, data in tar_samples(url, count):
             yield key, decode(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Test images for eval: a folder, or one split/domain of a shard root
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """One input image of an eval tool: its output name and where its pixels come from."""
+
+    name: str                          # relative name for outputs ("sub/a.png", or "{key}.png")
+    path: str | None = None            # a file (decoded when needed) ...
+    image: Image.Image | None = None   # ... or pixels already decoded (from a shard)
+
+    def load(self, max_pixels: int | None = None) -> Image.Image:
+        from .images import DEFAULT_MAX_PIXELS, load_image
+
+        return self.image if self.image is not None else load_image(self.path, max_pixels or DEFAULT_MAX_PIXELS)
+
+
+def image_source(source: str, split: str = "test", domain: str = "A") -> list[SourceImage]:
+    """Every image of a folder (recursive; or one file), or of one split/domain of a shard root."""
+    from pathlib import Path
+
+    from .images import find_images
+    from .storage import filesystem
+
+    fs, root = filesystem(source)
+    if fs.exists(f"{root}/manifest.json"):
+        return [SourceImage(f"{key}.png", image=img) for key, img in iter_split(source, split, domain)]
+    path = Path(source)
+    files = find_images(path, unreadable=True)
+    if not files:
+        raise BrushworkError(f"{source}: no images found (.jpg, .png, .webp, ... in any case)")
+    base = path if path.is_dir() else path.parent
+    return [SourceImage(f.relative_to(base).with_suffix(".png").as_posix(), path=str(f)) for f in files]

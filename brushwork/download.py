@@ -9,11 +9,10 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-import fsspec
-
 from .errors import BrushworkError
 from .fileio import atomic_write_text
 from .shards import file_sha256
+from .storage import filesystem
 
 DATASET_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 DATASETS = ("monet2photo", "cezanne2photo", "ukiyoe2photo", "vangogh2photo", "horse2zebra", "apple2orange",
@@ -36,8 +35,12 @@ def _remote_size(fs, url: str) -> int | None:
 
 
 def fetch(url: str, dest: Path, progress: Callable[[int, int | None], None] | None = None,
-          retries: int = 3, backoff: float = 1.0) -> Path:
-    """Download ``url`` to ``dest`` via ``dest.part``, resuming a partial file where the server allows."""
+          retries: int = 3, backoff: float = 1.0,
+          hint: str = "fetch it another way and pass --from PATH_TO_ZIP_OR_DIR") -> Path:
+    """Download ``url`` to ``dest`` via ``dest.part``, resuming a partial file where the server allows.
+
+    Failures are one BrushworkError naming the URL, ending with ``hint`` (what to do offline).
+    """
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     last_error: Exception | None = None
@@ -48,8 +51,7 @@ def fetch(url: str, dest: Path, progress: Callable[[int, int | None], None] | No
             return dest
         except FileNotFoundError as e:
             if e.__cause__ is None or getattr(e.__cause__, "status", None) == 404:  # not a network failure
-                raise BrushworkError(f"{url}: not found on the server (404); check the dataset name or "
-                                     "pass --from PATH_TO_ZIP_OR_DIR") from None
+                raise BrushworkError(f"{url}: not found on the server (404); check the name, or {hint}") from None
             last_error = e.__cause__
             if attempt < retries:
                 time.sleep(backoff * 2 ** attempt)
@@ -60,12 +62,11 @@ def fetch(url: str, dest: Path, progress: Callable[[int, int | None], None] | No
             if attempt < retries:
                 time.sleep(backoff * 2 ** attempt)
     reason = str(last_error).split("\n")[0] or type(last_error).__name__
-    raise BrushworkError(f"cannot download {url} ({reason}); fetch it another way and pass "
-                         f"--from PATH_TO_ZIP_OR_DIR")
+    raise BrushworkError(f"cannot download {url} ({reason}); {hint}")
 
 
 def _fetch_once(url: str, part: Path, progress) -> None:
-    fs, _ = fsspec.core.url_to_fs(url)
+    fs, _ = filesystem(url)
     size = _remote_size(fs, url)
     offset = part.stat().st_size if part.exists() else 0
     if size is not None and offset == size:

@@ -16,13 +16,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import BrushworkError
-from .images import to_unit_tensor
+from .linalg import sqrtm_psd
+from .images import IMAGENET_MEAN, IMAGENET_STD, to_unit_tensor
 from .weights import resolve as resolve_weights
 
-WEIGHTS_FILE = "inception_v3_google-0cc3c7bd.pth"
-WEIGHTS_URL = f"https://download.pytorch.org/models/{WEIGHTS_FILE}"
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 def inception(weights: str | os.PathLike | None = None, random_features: bool = False, seed: int = 0) -> torch.nn.Module:
@@ -31,7 +30,7 @@ def inception(weights: str | os.PathLike | None = None, random_features: bool = 
 
     if random_features:
         return random_feature_net(seed)
-    path = resolve_weights(weights, WEIGHTS_FILE, WEIGHTS_URL, "--inception_weights", "--random_features")
+    path = resolve_weights(weights, "inception", "--inception_weights", "--random_features")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
@@ -81,15 +80,9 @@ def features(net: torch.nn.Module, images: Iterable[Image.Image], batch_size: in
     return torch.cat(out)
 
 
-def sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
-    """Square root of a symmetric positive semi-definite matrix (eigen-decomposition, float64)."""
-    vals, vecs = torch.linalg.eigh(a.double())
-    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
-
-
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """‖μ1−μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½), with Tr (Σ1Σ2)^½ = Σ √eig(Σ1^½ Σ2 Σ1^½)."""
-    root1 = sqrtm_psd(sigma1)
+    root1 = sqrtm_psd(sigma1.double())
     inner = root1 @ sigma2.double() @ root1
     eig = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp_min(0)
     return float((mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * eig.sqrt().sum())
@@ -101,8 +94,17 @@ def fid(f1: torch.Tensor, f2: torch.Tensor) -> float:
     return frechet_distance(f1.mean(0), torch.cov(f1.T), f2.mean(0), torch.cov(f2.T))
 
 
+SMALL_SAMPLE = 50  # below this many images per side FID and KID mostly measure noise
+
+
+def kid_subset_size(n_fake: int, n_real: int, requested: int) -> int:
+    """The KID subset size: as requested, but at most half the smaller set so that subsets differ."""
+    smaller = min(n_fake, n_real)
+    return requested if requested <= smaller // 2 else max(2, smaller // 2)
+
+
 def kid(f1: torch.Tensor, f2: torch.Tensor, subsets: int = 10, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """Unbiased MMD² with the cubic polynomial kernel, mean and std over random subsets."""
+    """Unbiased MMD² with the cubic polynomial kernel, mean and std over random subsets of ``subset_size``."""
     n = min(len(f1), len(f2), subset_size)
     if n < 2:
         raise BrushworkError("KID needs at least 2 images per set")
@@ -121,17 +123,7 @@ def kid(f1: torch.Tensor, f2: torch.Tensor, subsets: int = 10, subset_size: int 
 
 def images_from(source: str, split: str = "test", domain: str = "B") -> Iterator[Image.Image]:
     """Every image of a folder (recursive), or of one split/domain of a shard root."""
-    path = Path(source)
-    if (path / "manifest.json").is_file():
-        from .data import iter_split
+    from .data import image_source
 
-        for _, img in iter_split(str(path), split, domain):
-            yield img
-        return
-    from .images import find_images, load_image
-
-    files = find_images(path)
-    if not files:
-        raise BrushworkError(f"{source}: no images")
-    for f in files:
-        yield load_image(f)
+    for item in image_source(source, split, domain):
+        yield item.load()

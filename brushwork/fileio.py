@@ -1,49 +1,63 @@
-"""Atomic local writes: a temp name beside the target, then rename, so no reader sees half a file."""
+"""Writing files safely: atomic writes (local or any fsspec URL), safe output names, one disk-error line.
+
+Every writer of the project goes through here: a temp name beside the target, then rename, so no
+reader ever sees half a file and a failed write leaves nothing behind; names that come from input
+(a pairs file, a sample key) become file names only through ``safe_name``, so nothing is written
+outside the output folder.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
-import tempfile
+import re
+import secrets
+import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
 from .errors import BrushworkError
 
-# mkstemp creates files as 0600; finished outputs get the permissions a plain open() would give
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+MAX_NAME_BYTES = 200  # leaves room for suffixes under the usual 255-byte limit
 
 
 def disk_error(path: str | os.PathLike, err: OSError) -> BrushworkError:
     """One clear line for the OS errors a user can act on."""
-    if err.errno == errno.ENOSPC:
-        return BrushworkError(f"disk full while writing {path}; free space and rerun "
-                              "(finished files are kept, the partial one was removed)")
+    if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return BrushworkError(f"disk full while writing {path}; free space and rerun (finished files are "
+                              "kept, the unfinished one was not written)")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return BrushworkError(f"cannot write {path}: {err.strerror}; choose a writable location")
     return BrushworkError(f"cannot write {path}: {err.strerror or err}")
 
 
+# ---------------------------------------------------------------------------------------------
+# Atomic writes
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temp file beside ``path``; on clean exit it is synced and renamed onto ``path``."""
+    """Open a temp file beside ``path``; on clean exit it is synced and renamed onto ``path``.
+
+    The temp file is created with mode 0666 minus the umask, as a plain ``open()`` would (shared
+    clusters need group-readable outputs), and removed on any error.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise disk_error(path, e) from None
     except BaseException:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise
 
 
@@ -56,8 +70,83 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _remove_quietly(path: str) -> None:
+def write_url(url: str, data: bytes) -> None:
+    """``atomic_write_bytes`` for a local path or any fsspec URL (object stores: one PUT is atomic)."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    if "file" in _protocols(fs):
+        atomic_write_bytes(path, data)
+        return
+    tmp = f"{path}.tmp"
+    try:
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+        fs.mv(tmp, path)
+    except BaseException:
+        try:
+            fs.rm(tmp)
+        except Exception:  # noqa: BLE001 - best effort; the tmp name is never read
+            pass
+        raise
+
+
+def _protocols(fs) -> tuple[str, ...]:
+    return fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+
+
+def save_figure(fig, path: str | os.PathLike, **kwargs) -> Path:
+    """A matplotlib figure written atomically (the format follows the extension)."""
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format=path.suffix.lstrip(".") or "png", **kwargs)
+    return path
+
+
+def remove_quietly(path: str | os.PathLike) -> None:
     try:
         os.unlink(path)
     except OSError:
         pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Names from input
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def safe_name(name: str, what: str = "name") -> str:
+    """``name`` if it is a safe single file name, else BrushworkError saying why.
+
+    Refused: empty names, path separators, ``.``/``..``, absolute paths, control characters,
+    names that start with a dot, and names over 200 bytes. A name that passes stays inside
+    whatever folder it is joined to.
+    """
+    text = str(name)
+    reason = None
+    if not text.strip():
+        reason = "it is empty"
+    elif _UNSAFE.search(text) or os.sep in text or (os.altsep and os.altsep in text):
+        reason = "it contains a path separator or a control character"
+    elif text.startswith("."):
+        reason = "it starts with '.'"
+    elif len(text.encode("utf-8")) > MAX_NAME_BYTES:
+        reason = f"it is longer than {MAX_NAME_BYTES} bytes"
+    elif any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
+        reason = "it contains invisible control characters"
+    if reason:
+        raise BrushworkError(f"{what} {text!r} is not a safe file name ({reason}); use letters, digits, "
+                             "'_', '-' and '.' only")
+    return text
+
+
+def inside(root: str | os.PathLike, relative: str, what: str = "path") -> Path:
+    """``root/relative`` for a relative path whose every part is a safe name (no escape from ``root``)."""
+    parts = Path(relative).parts
+    if not parts or Path(relative).is_absolute():
+        raise BrushworkError(f"{what} {relative!r} must be a relative path inside {root}")
+    for part in parts:
+        safe_name(part, what)
+    return Path(root).joinpath(*parts)

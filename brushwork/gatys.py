@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .linalg import sqrtm_psd
 from .vgg import VGGFeatures, gram
 
 
@@ -135,10 +136,7 @@ def match_histogram(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
 
     s_flat, s_mu, s_cov = stats(style[0])
     _, c_mu, c_cov = stats(content[0])
-    def sqrtm(a):
-        vals, vecs = torch.linalg.eigh(a)
-        return vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
-    transform = sqrtm(c_cov) @ torch.linalg.inv(sqrtm(s_cov))
+    transform = sqrtm_psd(c_cov) @ torch.linalg.inv(sqrtm_psd(s_cov))
     out = transform @ (s_flat - s_mu) + c_mu
     return out.reshape(style.shape).clamp(0, 1)
 

@@ -3,7 +3,14 @@
 A pair is one content image and one or more style images (blended), with the run's settings plus
 its own overrides. Pairs of equal output size and optimiser settings form batches; each batch is
 one ``batched_lbfgs`` (or Adam) run whose samples are independent, so its results equal rendering
-the pairs one at a time.
+the pairs one at a time (exactly in float64; in float32 rounding can part the two after a few
+evaluations, by a few grey levels).
+
+A pairs file is input from someone else: a pair's ``name`` becomes a file name only through
+``fileio.safe_name``, so an unsafe one fails that pair alone and nothing is written outside
+``--out``. Each render's JSON records the settings that shaped it (``RENDER_KEYS``); a rerun
+renders only pairs without a result, and refuses (unless ``--overwrite``) when a finished pair was
+made with other settings, so the folder never holds images its config does not describe.
 """
 
 from __future__ import annotations
@@ -21,11 +28,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import config, gatys, optim
-from .config import PAIR_OVERRIDES, GatysConfig
 from .errors import BrushworkError, ConfigError
-from .fileio import atomic_write_text
-from .images import find_images, load_image, save_image, to_unit_tensor
-from .vgg import VGGFeatures
+from .fileio import atomic_write_text, safe_name
+from .images import find_images, from_unit_tensor, load_image, save_image, to_unit_tensor
+from .schemas.gatys import PAIR_KEYS, RENDER_KEYS, GatysConfig
+from .vgg import VGGFeatures, layer_index, layer_names
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,14 @@ class Pair:
     cfg: GatysConfig
 
 
+@dataclass(frozen=True)
+class Failed:
+    """A pair that cannot be rendered, and why (one line)."""
+
+    name: str
+    reason: str
+
+
 def _stem(path: str) -> str:
     return Path(path).stem
 
@@ -44,8 +59,8 @@ def _pair(content: str, styles: tuple[str, ...], cfg: GatysConfig, name: str = "
     return Pair(content, styles, name or f"{_stem(content)}__{'+'.join(_stem(s) for s in styles)}", cfg)
 
 
-def read_pairs(cfg: GatysConfig) -> list[Pair]:
-    """Pairs from --pairs (JSONL/CSV, with overrides) or the cross product of --content and --style."""
+def read_pairs(cfg: GatysConfig) -> tuple[list[Pair], list[Failed]]:
+    """(pairs, pairs refused for their name) from --pairs (JSONL/CSV, with overrides) or --content x --style."""
     if cfg.pairs:
         pairs = _pairs_file(Path(cfg.pairs), cfg)
     elif cfg.content and cfg.style:
@@ -61,16 +76,30 @@ def read_pairs(cfg: GatysConfig) -> list[Pair]:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise BrushworkError(f"several pairs would write {dupes[0]}.png; give them distinct 'name' fields")
-    return pairs
+    good, failed = [], []
+    for pair in pairs:
+        try:
+            safe_name(pair.name, "pair name")
+            good.append(pair)
+        except BrushworkError as e:
+            failed.append(Failed(pair.name, str(e)))
+    return good, failed
 
 
 def _pairs_file(path: Path, cfg: GatysConfig) -> list[Pair]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BrushworkError(f"--pairs {path}: not a text file (JSONL or CSV expected)") from None
     except OSError as e:
         raise BrushworkError(f"--pairs {path}: cannot read ({e.strerror})") from None
+    if "\x00" in text:
+        raise BrushworkError(f"--pairs {path}: not a text file (JSONL or CSV expected)")
     if path.suffix.lower() == ".csv":
-        rows = [(i + 2, row) for i, row in enumerate(csv.DictReader(io.StringIO(text)))]
+        try:
+            rows = [(i + 2, row) for i, row in enumerate(csv.DictReader(io.StringIO(text)))]
+        except csv.Error as e:
+            raise BrushworkError(f"--pairs {path}: not valid CSV ({e})") from None
     else:
         rows = []
         for i, line in enumerate(text.splitlines(), 1):
@@ -88,34 +117,63 @@ def _pairs_file(path: Path, cfg: GatysConfig) -> list[Pair]:
         base = path.parent
         resolve = lambda p: str(p if Path(p).is_absolute() or Path(p).exists() else base / p)
         overrides = {k: v for k, v in row.items() if k not in ("content", "style", "name") and v not in ("", None)}
-        unknown = sorted(set(overrides) - set(PAIR_OVERRIDES))
+        unknown = sorted(set(overrides) - set(PAIR_KEYS))
         if unknown:
-            raise ConfigError(f"{where}: {unknown[0]!r} cannot be set per pair; per-pair keys: {', '.join(PAIR_OVERRIDES)}")
+            raise ConfigError(f"{where}: {unknown[0]!r} cannot be set per pair; per-pair keys: {', '.join(PAIR_KEYS)}")
         if "style_layers" in overrides and "style_layer_weights" not in overrides:
             overrides["style_layer_weights"] = ()  # new layers, inherited weights would not fit: equal
         pair_cfg = config.build(GatysConfig, overrides, source=where, base=cfg)
         check_weights(pair_cfg, len(styles), where)
-        pairs.append(_pair(resolve(row["content"]), tuple(resolve(s) for s in styles), pair_cfg, row.get("name", "")))
+        pairs.append(_pair(resolve(row["content"]), tuple(resolve(str(s)) for s in styles), pair_cfg,
+                           str(row.get("name", ""))))
     if not pairs:
         raise BrushworkError(f"{path}: no pairs in the file")
     return pairs
 
 
 def check_weights(cfg: GatysConfig, n_styles: int, where: str) -> None:
-    """Weight lists must match what they weigh; say so before any work starts."""
-    if cfg.style_layer_weights and len(cfg.style_layer_weights) != len(cfg.style_layers):
-        raise ConfigError(f"{where}: {len(cfg.style_layers)} style layers but {len(cfg.style_layer_weights)} "
-                          "style_layer_weights")
+    """A pair's blend weights must match its style images (the config checks the layer weights itself)."""
     if cfg.style_blend and len(cfg.style_blend) != n_styles:
         raise ConfigError(f"{where}: {n_styles} style image(s) but {len(cfg.style_blend)} style_blend weights")
 
 
 def output_paths(out: str | Path, pair: Pair) -> tuple[Path, Path]:
-    return Path(out) / f"{pair.name}.png", Path(out) / f"{pair.name}.json"
+    name = safe_name(pair.name, "pair name")
+    return Path(out) / f"{name}.png", Path(out) / f"{name}.json"
+
+
+def render_params(cfg: GatysConfig) -> dict:
+    """The settings that shape a render's pixels, as its JSON records them."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(cfg, k)) for k in RENDER_KEYS)}
+
+
+def recorded_params(out: str | Path, pair: Pair) -> dict | None:
+    """The settings a finished render of ``pair`` was made with; None if it is not finished (or unreadable)."""
+    png, meta = output_paths(out, pair)
+    if not png.exists():
+        return None
+    try:
+        record = json.loads(meta.read_text())
+        return record["params"] if isinstance(record.get("params"), dict) else None
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None  # no JSON (killed between image and record) or a damaged one: render again
 
 
 def is_done(out: str | Path, pair: Pair) -> bool:
-    return all(p.exists() for p in output_paths(out, pair))
+    return recorded_params(out, pair) is not None
+
+
+def changed_settings(out: str | Path, pairs: list[Pair]) -> list[tuple[Pair, str]]:
+    """Finished pairs whose recorded settings differ from this run's, with the first difference."""
+    changed = []
+    for pair in pairs:
+        old, new = recorded_params(out, pair), render_params(pair.cfg)
+        if old is None:
+            continue
+        diffs = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v]
+        if diffs:
+            changed.append((pair, diffs[0]))
+    return changed
 
 
 def scale_sizes(cfg: GatysConfig) -> tuple[int, ...]:
@@ -155,8 +213,6 @@ class Loaded:
 
 def min_side(layers) -> int:
     """Smallest image side that still leaves at least one pixel at the deepest layer."""
-    from .vgg import layer_index, layer_names
-
     deepest = max(layer_index(l) for l in layers)
     pools = sum(1 for i, names in enumerate(layer_names()) if i < deepest and names[0].startswith("pool"))
     return 2 ** pools
@@ -189,10 +245,9 @@ def buckets(items: list[Loaded], batch: int) -> list[list[Loaded]]:
 
 
 def layer_union(items: list[Loaded]) -> tuple[list[str], list[str]]:
-    content, style = [], []
-    for it in items:
-        content += [l for l in it.pair.cfg.content_layers if l not in content]
-        style += [l for l in it.pair.cfg.style_layers if l not in style]
+    """(content layers, style layers) used by any pair of ``items``, each in first-use order."""
+    content = list(dict.fromkeys(l for it in items for l in it.pair.cfg.content_layers))
+    style = list(dict.fromkeys(l for it in items for l in it.pair.cfg.style_layers))
     return content, style
 
 
@@ -241,14 +296,14 @@ def initial_images(items: list[Loaded], contents: torch.Tensor, hw, previous: to
     return torch.stack(out)
 
 
-def render_batch(items: list[Loaded], vgg_for, cfg: GatysConfig, device, dtype=torch.float32,
+def render_batch(items: list[Loaded], vgg: VGGFeatures, cfg: GatysConfig, device, dtype=torch.float32,
                  progress=None, snapshot=None) -> list[dict]:
-    """Optimise a batch of pairs (every scale); returns per pair {image, losses, parts, evaluations}."""
+    """Optimise a batch of pairs (every scale); returns per pair {image, losses, parts, evaluations}.
+
+    ``vgg`` must provide every layer the pairs use; the normalisation is the run's (not per pair).
+    """
     content_layers, style_layers = layer_union(items)
-    vgg = vgg_for(content_layers + style_layers)
-    norm = items[0].pair.cfg.normalization
-    if any(it.pair.cfg.normalization != norm for it in items):
-        raise ConfigError("pairs in one run must share the normalization")
+    norm = cfg.normalization
     x, histories = None, [[] for _ in items]
     iterations = items[0].pair.cfg.iterations
     for longer in scale_sizes(items[0].pair.cfg):
@@ -261,7 +316,7 @@ def render_batch(items: list[Loaded], vgg_for, cfg: GatysConfig, device, dtype=t
         def on_eval(indices, losses, points=None):
             evals[0] += 1
             if progress:
-                progress(evals[0])
+                progress(evals[0], float(losses.detach().mean()))
             if snapshot and points is not None:
                 snapshot(indices, points, evals[0], longer)
 
@@ -285,44 +340,37 @@ def render_batch(items: list[Loaded], vgg_for, cfg: GatysConfig, device, dtype=t
     return results
 
 
-def tensor_to_image(x: torch.Tensor) -> Image.Image:
-    arr = (x.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(arr, "RGB")
-
-
-PARAM_KEYS = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers", "style_layer_weights",
-              "style_blend", "normalization", "pooling", "init", "color", "iterations", "optimizer", "lr",
-              "history_size", "line_search", "size", "multiscale", "seed", "random_vgg")
-
-
 def write_result(out: str | Path, pair: Pair, result: dict, seconds: float, batch_size: int, device: str,
                  rank: int = 0) -> Path:
     """Image first, then its JSON (whose presence marks the pair done), both atomically."""
     png, meta = output_paths(out, pair)
-    save_image(tensor_to_image(result["image"]), png)
+    save_image(from_unit_tensor(result["image"]), png)
     record = {"content": pair.content, "styles": list(pair.styles), "name": pair.name,
-              "params": {k: getattr(pair.cfg, k) for k in PARAM_KEYS}, "size_hw": result["size"],
+              "params": render_params(pair.cfg), "size_hw": result["size"],
               "losses": result["losses"], "final": result["parts"], "evaluations": result["evaluations"],
               "seconds": round(seconds, 4), "batch_size": batch_size, "device": device, "rank": rank,
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    atomic_write_text(meta, json.dumps(record, indent=1, default=list) + "\n")
+    atomic_write_text(meta, json.dumps(record, indent=1) + "\n")
     return png
 
 
 def render_all(loaded: list[Loaded], cfg: GatysConfig, out: Path, device, rank: int = 0,
-               report=print, progress_bar=None) -> tuple[int, list[tuple[str, str]]]:
-    """Render every loaded pair in size buckets; returns (rendered, [(pair name, error)])."""
+               report=print, on_batch=None, on_eval=None) -> tuple[int, list[Failed]]:
+    """Render every loaded pair in size buckets; returns (rendered, failed pairs).
+
+    ``on_batch(n)`` after each finished batch of n pairs; ``on_eval(evaluations, mean loss)`` during one.
+    """
     import warnings
 
     from .vgg import load_state
 
+    if not loaded:
+        return 0, []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore" if cfg.random_vgg else "default")
         vgg_state = load_state(cfg.vgg_weights or None, random_init=cfg.random_vgg, seed=0)
-    layers: list[str] = []
-    for it in loaded:
-        layers += [l for l in (*it.pair.cfg.content_layers, *it.pair.cfg.style_layers) if l not in layers]
-    vgg = VGGFeatures(layers, vgg_state, pooling=cfg.pooling).to(device).eval()
+    content_layers, style_layers = layer_union(loaded)
+    vgg = VGGFeatures(content_layers + style_layers, vgg_state, pooling=cfg.pooling).to(device).eval()
     rendered, failed = 0, []
     for batch in buckets(loaded, cfg.batch):
         start = time.perf_counter()
@@ -332,19 +380,18 @@ def render_all(loaded: list[Loaded], cfg: GatysConfig, out: Path, device, rank: 
                 if n % cfg.save_every == 0:
                     for j, i in enumerate(indices):
                         name = f"{batch[i].pair.name}_{scale}px_{n:05d}.png"
-                        save_image(tensor_to_image(points[j]), Path(out) / "progress" / name)
+                        save_image(from_unit_tensor(points[j]), Path(out) / "progress" / name)
         try:
-            results = render_batch(batch, lambda _layers: vgg, cfg, device, snapshot=snapshot,
-                                   progress=(lambda n: progress_bar.set_postfix(evals=n)) if progress_bar else None)
+            results = render_batch(batch, vgg, cfg, device, snapshot=snapshot, progress=on_eval)
         except BrushworkError as e:
             for it in batch:
-                failed.append((it.pair.name, str(e)))
+                failed.append(Failed(it.pair.name, str(e)))
                 report(f"failed: {it.pair.name}: {e}")
             continue
         seconds = time.perf_counter() - start
         for it, result in zip(batch, results):
             write_result(out, it.pair, result, seconds, len(batch), str(device), rank)
         rendered += len(batch)
-        if progress_bar:
-            progress_bar.update(len(batch))
+        if on_batch:
+            on_batch(len(batch))
     return rendered, failed

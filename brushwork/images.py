@@ -7,6 +7,7 @@ integer / float modes, a pixel cap against decompression bombs, and truncated or
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import warnings
@@ -20,6 +21,11 @@ from .errors import ImageError
 from .fileio import atomic_open
 
 DEFAULT_MAX_PIXELS = 80_000_000  # ~9000 x 9000: past this, decoding alone takes GBs of memory
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation of torchvision's VGG and Inception weights
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Our own pixel cap (max_pixels) is checked right after the header is read, before any decoding;
+# Pillow's built-in cap would refuse large images the user allowed with --max_pixels.
+Image.MAX_IMAGE_PIXELS = None
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 STORE_AS_IS_FORMATS = {"JPEG": "jpg", "PNG": "png"}
 EXIF_ORIENTATION = 0x0112
@@ -57,8 +63,9 @@ def decode_image(data: bytes, name: str = "<bytes>",
             img = Image.open(io.BytesIO(data))
             width, height = img.size
             if width * height > max_pixels:
-                raise ImageError(f"{name}: {width}x{height} is {width * height:,} pixels, over the "
-                                 f"cap of {max_pixels:,}; raise the pixel cap if you trust this file")
+                raise ImageError(f"{name}: {width}x{height} is {width * height:,} pixels, over the cap of "
+                                 f"{max_pixels:,}; if you trust this file, rerun with --max_pixels "
+                                 f"{width * height} or more")
             frames = getattr(img, "n_frames", 1)
             if frames > 1:
                 img.seek(0)
@@ -67,9 +74,6 @@ def decode_image(data: bytes, name: str = "<bytes>",
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (content is not a known image format)") from None
-    except Image.DecompressionBombError:
-        raise ImageError(f"{name}: image is over the decompression-bomb limit; "
-                         "raise the pixel cap if you trust this file") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{name}: truncated or corrupt image data ({e})") from None
 
@@ -87,17 +91,23 @@ def decode_image(data: bytes, name: str = "<bytes>",
     return rgb, info
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """The file at ``path`` as an RGB image; ImageError if it cannot be read or decoded."""
+def load_image_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of an image file; ImageError naming the file if it cannot be read."""
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+        raise ImageError(f"{path}: no such file (or a broken symlink)") from None
     except IsADirectoryError:
         raise ImageError(f"{path}: is a folder, not an image file") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ImageError(f"{path}: symlink loop (the link points back at itself)") from None
         raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
-    return decode_image(data, str(path), max_pixels)[0]
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """The file at ``path`` as an RGB image; ImageError if it cannot be read or decoded."""
+    return decode_image(load_image_bytes(path), str(path), max_pixels)[0]
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -148,6 +158,14 @@ def to_unit_tensor(img: Image.Image):
     return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
 
 
+def from_unit_tensor(x) -> Image.Image:
+    """(3, H, W) tensor in [0, 1] → RGB image (rounded, clamped)."""
+    import torch
+
+    arr = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr, "RGB")
+
+
 def to_uint8(x):
     """(…, 3, H, W) tensor in [-1, 1] → uint8 tensor on the CPU."""
     import torch
@@ -168,11 +186,16 @@ def from_tensor(x) -> Image.Image:
     return Image.fromarray(to_uint8(x).permute(1, 2, 0).numpy(), "RGB")
 
 
-def find_images(root: str | os.PathLike) -> list[Path]:
-    """Every file under ``root`` (recursive) with an image extension, any case, sorted."""
+def find_images(root: str | os.PathLike, unreadable: bool = False) -> list[Path]:
+    """Every file under ``root`` (recursive) with an image extension, any case, sorted.
+
+    ``unreadable``: also list image-named symlinks that lead nowhere (broken, or a loop), so the
+    caller can report them instead of skipping them silently.
+    """
     root = Path(root)
     if not root.exists():
-        raise ImageError(f"{root}: no such folder")
+        raise ImageError(f"{root}: no such file or folder")
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.is_file() and is_image_name(p.name))
+    return sorted(p for p in root.rglob("*") if is_image_name(p.name)
+                  and (p.is_file() or (unreadable and p.is_symlink() and not p.is_dir())))

@@ -3,18 +3,24 @@
 Layout (``out`` is ``{root}/{dataset}``, a local path or any fsspec URL)::
 
     out/{split}/{A|B}-{NNNNNN}.tar    samples: {key}.jpg|png + {key}.json
-    out/.parts/{split}-{A|B}-{NNNNNN}.json   per-shard record, written before the tar is renamed
+    out/.parts/plan.json              fingerprint of the input (paths, sizes, mtimes) and settings
+    out/.parts/{split}-{A|B}-{NNNNNN}.json   per-shard record, written before the tar appears
     out/manifest.json                 every shard with samples, bytes, sha256; the source
     out/rejected.jsonl                files the validator refused, with the reason
 
 Which source file lands in which shard depends only on the sorted input and the shard limits, so a
-SLURM array (``job_index``/``num_jobs``) splits the shards with no overlap, a rerun after a kill
-redoes only shards whose tar is missing, and two runs produce byte-identical tars (fixed tar
-metadata, original bytes kept unless a conversion was needed).
+SLURM array (``job_index``/``num_jobs``) splits the shards with no overlap and two runs produce
+byte-identical tars (fixed tar metadata, original bytes kept unless a conversion was needed).
+
+A folder is described by what made it: every shard's record carries the fingerprint of the input
+and settings it was planned from. A rerun with the same fingerprint finishes only what is missing;
+a rerun with another (more images, other --samples_per_shard, ...) is refused with a line saying
+what changed, and ``--overwrite`` rebuilds. Sample keys are unique across the whole dataset.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -24,19 +30,21 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
+from typing import Iterable
 
-import fsspec
 from PIL import Image
 
 from .errors import BrushworkError, ImageError
+from .fileio import write_url
 from .images import DEFAULT_MAX_PIXELS, decode_image, encode_png, find_images, is_image_name
+from .storage import filesystem
 
 SPLIT_FOLDERS = {"trainA": ("train", "A"), "trainB": ("train", "B"), "testA": ("test", "A"), "testB": ("test", "B")}
 MANIFEST = "manifest.json"
 REJECTED = "rejected.jsonl"
 PARTS = ".parts"
-FORMAT_VERSION = 1
+PLAN = f"{PARTS}/plan.json"
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class Source:
     rel: str        # path relative to the input root (names the sample)
     location: str   # file path, or "zip_path::member"
     size: int       # bytes in the source (used for max_shard_bytes planning)
+    stamp: str = "" # what says the content changed without reading it: mtime (files), CRC (zip members)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class ShardPlan:
     domain: str
     index: int
     sources: tuple[Source, ...]
+    keys: tuple[str, ...] = ()   # one per source, unique across the whole dataset
+    fingerprint: str = ""        # of the whole plan: input and settings
 
     @property
     def name(self) -> str:
@@ -91,6 +102,11 @@ def sources_from_layout(root: str | os.PathLike) -> list[Source]:
         raise BrushworkError(f"{root}: no such file or folder; pass a dataset folder, a .zip, or --a DIR --b DIR")
     if root.is_file():
         if not zipfile.is_zipfile(root):
+            with open(root, "rb") as f:
+                head = f.read(4)
+            if head == b"PK\x03\x04":
+                raise BrushworkError(f"{root}: damaged or truncated zip archive (its directory at the end is "
+                                     "missing); download it again")
             raise BrushworkError(f"{root}: not a folder and not a zip archive")
         return _sources_from_zip(root)
     found = []
@@ -104,8 +120,15 @@ def sources_from_layout(root: str | os.PathLike) -> list[Source]:
 
 
 def _sources_from_folder(folder: Path, split: str, domain: str, prefix: str) -> list[Source]:
-    return [Source(split, domain, f"{prefix}/{p.relative_to(folder).as_posix()}", str(p), p.stat().st_size)
-            for p in find_images(folder)]
+    found = []
+    for p in find_images(folder, unreadable=True):
+        try:
+            st = p.stat()
+            size, stamp = st.st_size, str(st.st_mtime_ns)
+        except OSError:  # a broken or looping symlink: kept, so that it is rejected with its reason
+            size, stamp = 0, "unreadable"
+        found.append(Source(split, domain, f"{prefix}/{p.relative_to(folder).as_posix()}", str(p), size, stamp))
+    return found
 
 
 def _sources_from_zip(path: Path) -> list[Source]:
@@ -119,7 +142,7 @@ def _sources_from_zip(path: Path) -> list[Source]:
                     continue
                 start = next(i for i, p in enumerate(member.parts) if p in SPLIT_FOLDERS)
                 rel = PurePosixPath(*member.parts[start:]).as_posix()
-                found.append(Source(*where, rel, f"{path}::{info.filename}", info.file_size))
+                found.append(Source(*where, rel, f"{path}::{info.filename}", info.file_size, f"crc{info.CRC:08x}"))
     except zipfile.BadZipFile as e:
         raise BrushworkError(f"{path}: damaged zip archive ({e}); download it again") from None
     if not found:
@@ -144,22 +167,39 @@ def sources_from_folders(a: str, b: str, test_a: str = "", test_b: str = "") -> 
 
 
 def read_source(source: Source) -> bytes:
-    if "::" in source.location:
-        zip_path, member = source.location.split("::", 1)
-        with zipfile.ZipFile(zip_path) as zf:
-            return zf.read(member)
-    return Path(source.location).read_bytes()
+    """The bytes of one input; ImageError (a rejected file, not a failed job) when they cannot be read."""
+    try:
+        if "::" in source.location:
+            zip_path, member = source.location.split("::", 1)
+            with zipfile.ZipFile(zip_path) as zf:
+                return zf.read(member)
+        return Path(source.location).read_bytes()
+    except zipfile.BadZipFile as e:
+        raise ImageError(f"{source.rel}: damaged zip member ({e})") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ImageError(f"{source.rel}: symlink loop (the link points back at itself)") from None
+        if isinstance(e, FileNotFoundError):
+            raise ImageError(f"{source.rel}: missing (a broken symlink, or removed while sharding)") from None
+        raise ImageError(f"{source.rel}: cannot read ({e.strerror or e})") from None
 
 
 # ---------------------------------------------------------------------------------------------
 # Planning
 
 
-def plan_shards(sources: Iterable[Source], samples_per_shard: int = 1000,
-                max_shard_bytes: int = 0) -> list[ShardPlan]:
-    """Deterministic assignment of sorted sources to shards, per split and domain."""
+def plan_shards(sources: Iterable[Source], samples_per_shard: int = 1000, max_shard_bytes: int = 0,
+                settings: dict | None = None) -> list[ShardPlan]:
+    """Deterministic assignment of sorted sources to shards, per split and domain.
+
+    ``settings`` (whatever else shapes the output: conversion options) enter the fingerprint.
+    """
     if samples_per_shard < 1:
         raise BrushworkError("samples_per_shard must be at least 1")
+    sources = sorted(sources, key=lambda s: s.rel)
+    keys = assign_keys(sources)
+    fingerprint = plan_fingerprint(sources, {"samples_per_shard": samples_per_shard,
+                                             "max_shard_bytes": max_shard_bytes, **(settings or {})})
     groups: dict[tuple[str, str], list[Source]] = {}
     for s in sources:
         groups.setdefault((s.split, s.domain), []).append(s)
@@ -168,16 +208,39 @@ def plan_shards(sources: Iterable[Source], samples_per_shard: int = 1000,
         current: list[Source] = []
         size = 0
         index = 0
-        for s in sorted(groups[(split, domain)], key=lambda s: s.rel):
+
+        def close():
+            plans.append(ShardPlan(split, domain, index, tuple(current), tuple(keys[s.rel] for s in current),
+                                   fingerprint))
+
+        for s in groups[(split, domain)]:
             full = len(current) >= samples_per_shard or (max_shard_bytes and current and size + s.size > max_shard_bytes)
             if full:
-                plans.append(ShardPlan(split, domain, index, tuple(current)))
+                close()
                 index, current, size = index + 1, [], 0
             current.append(s)
             size += s.size
         if current:
-            plans.append(ShardPlan(split, domain, index, tuple(current)))
+            close()
     return plans
+
+
+def plan_fingerprint(sources: list[Source], settings: dict) -> str:
+    """sha256 of every input's (path, size, stamp) and the settings: equal iff the shards would be equal."""
+    h = hashlib.sha256(json.dumps({"format": FORMAT_VERSION, "settings": settings}, sort_keys=True).encode())
+    for s in sources:
+        h.update(f"\n{s.rel}\t{s.size}\t{s.stamp}".encode())
+    return h.hexdigest()
+
+
+def assign_keys(sources: list[Source]) -> dict[str, str]:
+    """A key per source, unique across the dataset: names that sanitise alike all get a hash suffix."""
+    plain = {s.rel: sample_key(s.rel) for s in sources}
+    taken: dict[str, int] = {}
+    for key in plain.values():
+        taken[key] = taken.get(key, 0) + 1
+    return {rel: key if taken[key] == 1 else f"{key}-{hashlib.sha1(rel.encode()).hexdigest()[:8]}"
+            for rel, key in plain.items()}
 
 
 def job_shards(plans: list[ShardPlan], job_index: int, num_jobs: int) -> list[ShardPlan]:
@@ -232,69 +295,60 @@ def encode_sample(source: Source, opts: ShardOptions) -> tuple[str, bytes, dict]
 
 def write_shard(plan: ShardPlan, out: str, opts: ShardOptions) -> dict:
     """Write one shard atomically; returns its record (also stored in .parts/)."""
-    fs, root = fsspec.core.url_to_fs(out)
-    final = f"{root}/{plan.name}"
     buf = io.BytesIO()
-    rejected, keys, converted = [], set(), 0
+    rejected, converted, samples = [], 0, 0
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for source in plan.sources:
+        for source, key in zip(plan.sources, plan.keys):
             try:
                 ext, data, meta = encode_sample(source, opts)
             except ImageError as e:
                 rejected.append({"source": source.rel, "reason": str(e).split(": ", 1)[-1]})
                 continue
-            key = sample_key(source.rel)
-            if key in keys:  # two names that sanitise alike: keep both, disambiguated
-                key = f"{key}-{hashlib.sha1(source.rel.encode()).hexdigest()[:8]}"
-            keys.add(key)
             converted += meta["converted"]
+            samples += 1
             _tar_member(tar, f"{key}.{ext}", data)
             _tar_member(tar, f"{key}.json", json.dumps(meta, sort_keys=True).encode())
     blob = buf.getvalue()
-    record = {"name": plan.name, "split": plan.split, "domain": plan.domain, "samples": len(keys),
+    record = {"name": plan.name, "split": plan.split, "domain": plan.domain, "samples": samples,
               "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(), "converted": converted,
-              "rejected": rejected}
-    fs.makedirs(f"{root}/{plan.split}", exist_ok=True)
-    fs.makedirs(f"{root}/{PARTS}", exist_ok=True)
-    _write_file(fs, final + ".tmp", blob)
-    write_atomic(fs, f"{root}/{plan.part_name}", json.dumps(record, sort_keys=True).encode())
-    fs.mv(final + ".tmp", final)  # the tar appears last: its presence means the shard is complete
+              "rejected": rejected, "plan": plan.fingerprint}
+    write_url(f"{str(out).rstrip('/')}/{plan.part_name}", json.dumps(record, sort_keys=True).encode())
+    write_url(f"{str(out).rstrip('/')}/{plan.name}", blob)  # the tar appears last: its presence means complete
     return record
-
-
-def _write_file(fs, path: str, data: bytes) -> None:
-    with fs.open(path, "wb") as f:
-        f.write(data)
-
-
-def write_atomic(fs, path: str, data: bytes) -> None:
-    """Write through ``path.tmp`` and rename, on any fsspec filesystem."""
-    _write_file(fs, path + ".tmp", data)
-    fs.mv(path + ".tmp", path)
 
 
 def write_root_file(out: str, name: str, data: bytes) -> None:
     """Write ``out/name`` atomically, ``out`` being a path or any fsspec URL."""
-    fs, root = fsspec.core.url_to_fs(out)
-    write_atomic(fs, f"{root}/{name}", data)
+    write_url(f"{str(out).rstrip('/')}/{name}", data)
 
 
 def _write_shard_star(args) -> dict:
     return write_shard(*args)
 
 
+def part_record(fs, root: str, plan: ShardPlan) -> dict | None:
+    """The shard's record if it belongs to this plan, else None (missing, damaged or another plan's)."""
+    try:
+        record = json.loads(fs.cat_file(f"{root}/{plan.part_name}"))
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) and record.get("plan") == plan.fingerprint else None
+
+
 def shard_done(fs, root: str, plan: ShardPlan) -> bool:
-    return fs.exists(f"{root}/{plan.name}") and fs.exists(f"{root}/{plan.part_name}")
+    return fs.exists(f"{root}/{plan.name}") and part_record(fs, root, plan) is not None
 
 
 def write_shards(plans: list[ShardPlan], out: str, opts: ShardOptions, workers: int = 1,
-                 progress: Callable[[int], None] | None = None) -> tuple[int, int]:
-    """Write every plan whose shard is missing; returns (written, skipped)."""
-    fs, root = fsspec.core.url_to_fs(out)
+                 progress=None) -> tuple[int, int]:
+    """Write every plan whose shard is missing; returns (written, skipped).
+
+    ``progress``: a ``Progress`` (``skip`` for images of finished shards, ``update`` for written ones).
+    """
+    fs, root = filesystem(out)
     todo = [p for p in plans if not shard_done(fs, root, p)]
-    for p in plans:
-        if p not in todo and progress:
-            progress(len(p.sources))
+    if progress:
+        progress.skip(sum(len(p.sources) for p in plans if p not in todo))
     args = [(p, out, opts) for p in todo]
     if workers > 1 and len(todo) > 1 and fs.protocol not in ("memory", ("memory",)):
         import multiprocessing as mp
@@ -302,13 +356,78 @@ def write_shards(plans: list[ShardPlan], out: str, opts: ShardOptions, workers: 
         with mp.get_context("spawn").Pool(workers) as pool:
             for record in pool.imap_unordered(_write_shard_star, args):
                 if progress:
-                    progress(record["samples"] + len(record["rejected"]))
+                    progress.update(record["samples"] + len(record["rejected"]))
     else:
         for a in args:
             record = write_shard(*a)
             if progress:
-                progress(record["samples"] + len(record["rejected"]))
+                progress.update(record["samples"] + len(record["rejected"]))
     return len(todo), len(plans) - len(todo)
+
+
+# ---------------------------------------------------------------------------------------------
+# Which plan a folder holds
+
+
+def plan_record(plans: list[ShardPlan], settings: dict) -> dict:
+    inputs = sorted({(s.rel, s.size, s.stamp) for p in plans for s in p.sources})
+    return {"format": FORMAT_VERSION, "fingerprint": plans[0].fingerprint if plans else "", "settings": settings,
+            "inputs": [list(i) for i in inputs]}
+
+
+def _read_json(fs, path: str) -> dict | None:
+    try:
+        value = json.loads(fs.cat_file(path))
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _holds_shards(fs, root: str) -> bool:
+    return any(fs.exists(f"{root}/{name}") for name in (MANIFEST, PARTS, "train", "test"))
+
+
+def describe_change(old: dict | None, new: dict) -> str:
+    """What differs between the plan a folder holds and this run's, in a few words."""
+    if not old:
+        return "it has no plan record: made by an earlier version, or its .parts/plan.json is damaged"
+    changes = [f"{k} {old['settings'].get(k)!r} -> {v!r}" for k, v in new["settings"].items()
+               if old.get("settings", {}).get(k) != v]
+    before = {i[0]: tuple(i[1:]) for i in old.get("inputs", [])}
+    after = {i[0]: tuple(i[1:]) for i in new["inputs"]}
+    added, removed = len(after.keys() - before.keys()), len(before.keys() - after.keys())
+    changed = sum(1 for k in after.keys() & before.keys() if after[k] != before[k])
+    for n, what in ((added, "added"), (removed, "removed"), (changed, "changed")):
+        if n:
+            changes.append(f"{n} input image(s) {what}")
+    return "; ".join(changes) or "format changed"
+
+
+def claim_output(out: str, record: dict, overwrite: bool = False) -> None:
+    """Make ``out`` this plan's folder: record the plan, or refuse when it holds another plan's shards."""
+    fs, root = filesystem(out)
+    existing = _read_json(fs, f"{root}/{PLAN}")
+    if existing and existing.get("fingerprint") == record["fingerprint"]:
+        return
+    if existing or _holds_shards(fs, root):
+        if not overwrite:
+            raise BrushworkError(f"{out} holds shards of other input or settings ({describe_change(existing, record)}); "
+                                 "rerun with --overwrite to rebuild them, or choose another --out")
+        clear_outputs(out)
+    write_root_file(out, PLAN, (json.dumps(record, sort_keys=True) + "\n").encode())
+
+
+def clear_outputs(out: str) -> None:
+    """Delete what shard.py writes into ``out`` (and nothing else that may live there)."""
+    fs, root = filesystem(out)
+    for name in ("train", "test", PARTS):
+        if fs.exists(f"{root}/{name}"):
+            for path in fs.find(f"{root}/{name}"):
+                if path.endswith((".tar", ".tmp", ".json")):
+                    fs.rm(path)
+    for name in (MANIFEST, REJECTED, "shard_config.toml"):
+        if fs.exists(f"{root}/{name}"):
+            fs.rm(f"{root}/{name}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,14 +444,14 @@ def count_tar_samples(data: bytes) -> int:
 
 def write_manifest(plans: list[ShardPlan], out: str, source: dict) -> dict:
     """Check every planned shard against its record, then write manifest.json and rejected.jsonl."""
-    fs, root = fsspec.core.url_to_fs(out)
+    fs, root = filesystem(out)
     missing = [p.name for p in plans if not shard_done(fs, root, p)]
     if missing:
         raise BrushworkError(f"{len(missing)} shard(s) not written yet (first: {out}/{missing[0]}); "
                              "run the remaining jobs, or rerun without --job_index to write them")
     shards, rejected, converted = [], [], 0
     for plan in plans:
-        record = json.loads(fs.cat_file(f"{root}/{plan.part_name}"))
+        record = part_record(fs, root, plan)
         blob = fs.cat_file(f"{root}/{plan.name}")
         if hashlib.sha256(blob).hexdigest() != record["sha256"] or count_tar_samples(blob) != record["samples"]:
             raise BrushworkError(f"{out}/{plan.name}: contents do not match its record (damaged or "
@@ -345,17 +464,24 @@ def write_manifest(plans: list[ShardPlan], out: str, source: dict) -> dict:
         entry = splits.setdefault(s["split"], {}).setdefault(s["domain"], {"samples": 0, "shards": 0})
         entry["samples"] += s["samples"]
         entry["shards"] += 1
-    manifest = {"format": FORMAT_VERSION, "dataset": Path(root).name, "source": source,
-                "splits": splits, "converted": converted, "rejected": len(rejected), "shards": shards}
+    manifest = {"format": FORMAT_VERSION, "dataset": Path(root).name, "source": source, "splits": splits,
+                "converted": converted, "rejected": len(rejected), "shards": shards,
+                "fingerprint": plans[0].fingerprint if plans else ""}
     rejected.sort(key=lambda r: r["source"])
     write_root_file(out, REJECTED, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejected).encode())
+    empty = sorted({(p.split, p.domain) for p in plans} - {(s["split"], s["domain"]) for s in shards if s["samples"]},
+                   key=lambda sd: (sd[0] != "train", sd))
+    if any(split == "train" for split, _ in empty):
+        which = ", ".join(f"{split}{domain}" for split, domain in empty)
+        raise BrushworkError(f"every image of {which} was rejected ({len(rejected)} listed in {out}/{REJECTED}); "
+                             "nothing to train on: fix the images or the limits (--max_pixels) and rerun")
     write_root_file(out, MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
     return manifest
 
 
 def read_manifest(out: str) -> dict:
     """The manifest of a shard folder; a clear error if it is missing or unreadable."""
-    fs, root = fsspec.core.url_to_fs(out)
+    fs, root = filesystem(out)
     path = f"{root}/{MANIFEST}"
     try:
         manifest = json.loads(fs.cat_file(path))
@@ -368,7 +494,7 @@ def read_manifest(out: str) -> dict:
 
 def shard_urls(out: str, manifest: dict, split: str, domain: str) -> list[str]:
     """Full paths/URLs of one split/domain's shards, each checked to exist."""
-    fs, root = fsspec.core.url_to_fs(out)
+    fs, root = filesystem(out)
     names = [s["name"] for s in manifest["shards"] if s["split"] == split and s["domain"] == domain]
     if not names:
         raise BrushworkError(f"{out}: no {split} {domain} shards in the manifest")

@@ -1,9 +1,10 @@
-"""VGG-19 feature extractor: named layers, max or average pooling, weight resolution.
+"""VGG-16 / VGG-19 feature extractors: named layers, max or average pooling, weight resolution.
 
-Layers answer to two naming schemes: the usual block names (``conv4_2``, ``relu3_1``, ``pool2``) and
-the paper's conv-index names (``conv_5`` is the 5th conv = ``conv3_1``; ``relu_5`` likewise). The
-network is cut after the deepest requested layer, and its ReLUs are not in-place, so a pre-ReLU
-feature is never overwritten.
+VGG-19 is Gatys's network (and the perceptual cycle loss's), VGG-16 Johnson et al.'s loss network
+for fast style. Layers answer to two naming schemes: the usual block names (``conv4_2``,
+``relu3_1``, ``pool2``) and the paper's conv-index names (``conv_5`` is the 5th conv = ``conv3_1``;
+``relu_5`` likewise). The network is cut after the deepest requested layer, and its ReLUs are not
+in-place, so a pre-ReLU feature is never overwritten.
 """
 
 from __future__ import annotations
@@ -16,21 +17,22 @@ import torch
 from torch import nn
 
 from .errors import BrushworkError
+from .images import IMAGENET_MEAN, IMAGENET_STD
 from .weights import resolve as resolve_weights
 from .winograd import apply_conv
 
-# torchvision's vgg19.features: conv widths per block, 'M' = pool
-VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
-WEIGHTS_FILE = "vgg19-dcbb9e9d.pth"
-WEIGHTS_URL = f"https://download.pytorch.org/models/{WEIGHTS_FILE}"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# torchvision's vgg{16,19}.features: conv widths per block, 'M' = pool
+CFG = {
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+VGG19_CFG = CFG["vgg19"]
 
 
-def layer_names() -> list[list[str]]:
-    """Names of each position in vgg19.features (every position has a block name and an index name)."""
+def layer_names(arch: str = "vgg19") -> list[list[str]]:
+    """Names of each position in vgg{16,19}.features (every position has a block name and an index name)."""
     names, block, within, conv_index = [], 1, 0, 0
-    for item in VGG19_CFG:
+    for item in CFG[arch]:
         if item == "M":
             names.append([f"pool{block}", f"pool_{block}"])
             block, within = block + 1, 0
@@ -42,23 +44,24 @@ def layer_names() -> list[list[str]]:
     return names
 
 
-LAYER_INDEX = {name: i for i, pair in enumerate(layer_names()) for name in pair}
+LAYER_INDEX = {arch: {name: i for i, pair in enumerate(layer_names(arch)) for name in pair} for arch in CFG}
 
 
-def layer_index(name: str) -> int:
-    if name not in LAYER_INDEX:
-        raise BrushworkError(f"unknown VGG-19 layer {name!r}; use names like conv4_2, relu3_1, pool2 "
-                             "or the paper's conv_1..conv_16")
-    return LAYER_INDEX[name]
+def layer_index(name: str, arch: str = "vgg19") -> int:
+    if name not in LAYER_INDEX[arch]:
+        convs = sum(1 for c in CFG[arch] if c != "M")
+        raise BrushworkError(f"unknown {arch.upper().replace('VGG', 'VGG-')} layer {name!r}; use names like "
+                             f"conv4_2, relu3_1, pool2 or the paper's conv_1..conv_{convs}")
+    return LAYER_INDEX[arch][name]
 
 
-def build_features(depth: int, pooling: str = "max") -> nn.Sequential:
-    """vgg19.features[:depth] with non-inplace ReLUs and the chosen pooling."""
+def build_features(depth: int, pooling: str = "max", arch: str = "vgg19") -> nn.Sequential:
+    """vgg{16,19}.features[:depth] with non-inplace ReLUs and the chosen pooling."""
     if pooling not in ("max", "avg"):
         raise BrushworkError(f"pooling must be max or avg, got {pooling!r}")
     layers: list[nn.Module] = []
     in_ch = 3
-    for item in VGG19_CFG:
+    for item in CFG[arch]:
         if item == "M":
             layers.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
         else:
@@ -67,40 +70,47 @@ def build_features(depth: int, pooling: str = "max") -> nn.Sequential:
     return nn.Sequential(*layers[:depth])
 
 
-def load_state(weights: str | os.PathLike | None = None, random_init: bool = False, seed: int = 0) -> dict:
-    """A vgg19.features state dict ('0.weight', ...) from a file, the torch hub cache, or a seeded init."""
+def load_state(weights: str | os.PathLike | None = None, random_init: bool = False, seed: int = 0,
+               arch: str = "vgg19") -> dict:
+    """A vgg{16,19}.features state dict ('0.weight', ...) from a file, the torch hub cache, or a seeded init."""
+    name = arch.upper().replace("VGG", "VGG-")
     if random_init:
-        warnings.warn("VGG-19 is randomly initialised: fine for tests and demos, but results are not artistic",
+        warnings.warn(f"{name} is randomly initialised: fine for tests and demos, but results are not artistic",
                       stacklevel=2)
         import torchvision
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return torchvision.models.vgg19(weights=None).features.state_dict()
-    path = resolve_weights(weights, WEIGHTS_FILE, WEIGHTS_URL, "--vgg_weights", "--random_vgg")
+            return getattr(torchvision.models, arch)(weights=None).features.state_dict()
+    path = resolve_weights(weights, arch, "--vgg_weights", "--random_vgg")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise BrushworkError(f"{path}: cannot read VGG-19 weights ({str(e).splitlines()[0]}); "
-                             f"download {WEIGHTS_URL} again") from None
+        raise BrushworkError(f"{path}: cannot read {name} weights ({str(e).splitlines()[0][:120]}); delete it and "
+                             f"fetch it again: python -m brushwork.pretrained {arch}") from None
+    if not isinstance(state, dict):
+        raise BrushworkError(f"{path}: holds a {type(state).__name__}, not a torchvision {name} state dict")
     state = {re.sub(r"^(module\.)?features\.", "", k): v for k, v in state.items()
-             if not k.startswith(("classifier.", "module.classifier."))}
-    if "0.weight" not in state or state["0.weight"].shape != (64, 3, 3, 3):
-        raise BrushworkError(f"{path}: not a torchvision VGG-19 state dict (no features.0.weight of shape 64x3x3x3)")
+             if not str(k).startswith(("classifier.", "module.classifier."))}
+    convs = [k for k in state if k.endswith(".weight")]
+    expected = sum(1 for c in CFG[arch] if c != "M")
+    if "0.weight" not in state or state["0.weight"].shape != (64, 3, 3, 3) or len(convs) != expected:
+        raise BrushworkError(f"{path}: not a torchvision {name} state dict ({expected} conv layers, the first "
+                             "64x3x3x3)")
     return state
 
 
 class VGGFeatures(nn.Module):
-    """Maps images in [0, 1] (N, 3, H, W) to a dict of the requested layers' activations."""
+    """Maps images in [0, 1] (N, 3, H, W) to a dict of the requested layers' activations (VGG-16 or -19)."""
 
     def __init__(self, layers: list[str], state: dict, pooling: str = "max", normalize: bool = True,
-                 winograd: bool = True):
+                 winograd: bool = True, arch: str = "vgg19"):
         super().__init__()
         self.winograd = winograd  # 3x3 convs as Winograd F(4x4,3x3) where it pays off (CPU fp32, wide layers)
         self.layers = list(dict.fromkeys(layers))
-        self.indices = {name: layer_index(name) for name in self.layers}
+        self.indices = {name: layer_index(name, arch) for name in self.layers}
         depth = max(self.indices.values()) + 1
-        self.body = build_features(depth, pooling)
+        self.body = build_features(depth, pooling, arch)
         self.body.load_state_dict({k: v for k, v in state.items() if int(k.split(".")[0]) < depth})
         self.body.requires_grad_(False)
         self.normalize = normalize

@@ -1,24 +1,21 @@
-"""Where pretrained weights come from: an explicit path, else torchvision's hub cache; never the network."""
+"""Where pretrained weights come from: an explicit path, else the torch hub cache; never the network at run time."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import torch
-
 from .errors import BrushworkError
 
 
-def hub_path(filename: str) -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+def resolve(given: str | os.PathLike | None, name: str, flag: str, test_flag: str) -> Path:
+    """The weights file to load, or one error line saying how to get it (nothing is downloaded here)."""
+    from .pretrained import lookup
 
-
-def resolve(given: str | os.PathLike | None, filename: str, url: str, flag: str, test_flag: str) -> Path:
-    """The weights file to load, or one error line saying where to put it (nothing is downloaded)."""
-    path = Path(given) if given else hub_path(filename)
+    w = lookup(name)
+    path = Path(given) if given else w.path
     if not path.is_file():
-        where = f"{flag} {path} does not exist" if given else f"no weights at {path}"
-        raise BrushworkError(f"{where}; download {url} to {hub_path(filename)} or pass {flag} PATH "
-                             f"({test_flag} for tests only)")
+        where = f"{flag} {path} does not exist" if given else f"no {name} weights at {path}"
+        raise BrushworkError(f"{where}; fetch them with python -m brushwork.pretrained {name} (or download "
+                             f"{w.url} to {w.path}), or pass {flag} PATH ({test_flag} for tests only)")
     return path

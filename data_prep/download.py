@@ -1,35 +1,45 @@
 #!/usr/bin/env python3
 """Download and extract an original CycleGAN dataset (monet2photo, cezanne2photo, ukiyoe2photo, ...).
 
-The zip comes from the official URL through fsspec, with a progress bar, retries, and resume of a
+  python data_prep/download.py monet2photo --dest data/raw
+  python data_prep/download.py monet2photo --from ~/Downloads/monet2photo.zip
+  python data_prep/download.py --model style_monet        # released weights: python -m brushwork.pretrained
+then: python data_prep/shard.py data/raw/monet2photo --out data/shards/monet2photo
+
+The zip comes from the official URL through fsspec, with progress, retries, and resume of a
 partial download (DEST/NAME.zip.part) where the server supports range requests. Its sha256 is
 recorded in DEST/NAME.source.json and carried into the shard manifest. Without internet access,
 fetch the zip elsewhere and pass --from PATH_TO_ZIP_OR_DIR.
-
-examples:
-  python data_prep/download.py monet2photo --dest data/raw
-  python data_prep/download.py monet2photo --from ~/Downloads/monet2photo.zip
-then: python data_prep/shard.py data/raw/monet2photo --out data/shards/monet2photo
 """
 
 import shutil
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
-from brushwork import cli, config, download
+from brushwork import cli, download, pretrained
 from brushwork.errors import BrushworkError
+from brushwork.progress import Progress
+from brushwork.schemas.data import DownloadConfig
 
 
-def main(*names, **flags):
-    if len(names) > 1:
-        raise BrushworkError(f"give one dataset name, got {len(names)}")
-    if names:
-        flags["name"] = str(names[0])
-    if "from" in flags:
-        flags["from_path"] = flags.pop("from")
-    cfg = config.load_config(config.DownloadConfig, None, flags)
+def byte_progress(name: str) -> tuple[Progress, callable]:
+    progress = Progress(0, desc=name, unit="B", every_seconds=10)
+
+    def report(done, total):
+        progress.set_total(total or 0)
+        progress.update(done - progress.done)
+
+    return progress, report
+
+
+def run(cfg: DownloadConfig) -> int:
+    if cfg.model:
+        w = pretrained.lookup(cfg.model, base_url=cfg.url)
+        progress, report = byte_progress(cfg.model)
+        with progress:
+            path = pretrained.fetch_weights(w, report, cfg.retries, cfg.from_path)
+        print(f"{cfg.model}: {path}")
+        return 0
     dest = Path(cfg.dest)
     target = dest / cfg.name
     url = cfg.url or download.dataset_url(cfg.name)
@@ -41,17 +51,14 @@ def main(*names, **flags):
         if src.is_dir():
             if src.resolve() != target.resolve():
                 shutil.copytree(src, target, dirs_exist_ok=True)
-            record = download.record_source(target, cfg.name, f"file://{src.resolve()}", None)
+            download.record_source(target, cfg.name, f"file://{src.resolve()}", None)
             print(f"{cfg.name}: copied {src} to {target}")
             return 0
         zip_path, url = src, f"file://{src.resolve()}"
     elif not zip_path.exists():
-        with tqdm(desc=cfg.name, unit="B", unit_scale=True, unit_divisor=1024, disable=None) as bar:
-            def progress(done, total):
-                bar.total = total
-                bar.update(done - bar.n)
-
-            download.fetch(url, zip_path, progress, retries=cfg.retries)
+        progress, report = byte_progress(cfg.name)
+        with progress:
+            download.fetch(url, zip_path, report, retries=cfg.retries)
     download.extract(zip_path, target)
     record = download.record_source(target, cfg.name, url, zip_path)
     if not cfg.keep_zip and not cfg.from_path:
@@ -61,9 +68,7 @@ def main(*names, **flags):
     return 0
 
 
-def help_text():
-    return __doc__ + "\nflags:\n" + config.describe(config.DownloadConfig)
-
+COMMAND = cli.Command(DownloadConfig, run, __doc__)
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, help_text=help_text))
+    sys.exit(cli.main(COMMAND))

@@ -1,38 +1,41 @@
 #!/usr/bin/env python3
 """Validate images and write them into WebDataset shards with a manifest.
 
+  python data_prep/shard.py data/raw/monet2photo --out data/shards/monet2photo
+  python data_prep/shard.py --a my/paintings --b my/photos --out data/shards/mine --max_side 512
+  python data_prep/shard.py data/raw/monet2photo --out s3://bucket/monet2photo     # pip install 'brushwork[s3]'
+
 Input is a dataset folder or .zip in the original CycleGAN layout (trainA trainB testA testB), or
 two folders of your own images with --a DIR --b DIR. Every image goes through the validator: bad
-files are listed in OUT/rejected.jsonl with the reason and never stop the job. Shards are written
-atomically (*.tar.tmp, then rename); a rerun finishes only what is missing, and two runs on the same
-input give byte-identical shards.
+files are listed in OUT/rejected.jsonl with the reason and never stop the job (the job fails only
+if every training image of a domain was rejected). Shards are written atomically; two runs on the
+same input give byte-identical shards.
+
+Reruns: OUT records a fingerprint of the input (paths, sizes, mtimes) and the settings. The same
+command again finishes only what is missing (after a kill, say); other input or settings are
+refused with a line saying what changed, and --overwrite rebuilds.
 
 Job arrays: run with --job_index i --num_jobs n (jobs 0..n-1 write disjoint shards), then run the
 same command once without them (or with --manifest_only) to check every shard and write the manifest.
-
-examples:
-  python data_prep/shard.py data/raw/monet2photo --out data/shards/monet2photo
-  python data_prep/shard.py --a my/paintings --b my/photos --out data/shards/mine --max_side 512
 """
 
 import sys
 
-from tqdm import tqdm
-
-from brushwork import cli, config, shards
+from brushwork import cli, shards
+from brushwork.config import to_toml
 from brushwork.errors import BrushworkError
+from brushwork.progress import Progress
+from brushwork.schemas.data import ShardConfig
 
 
-def main(*inputs, **flags):
-    if len(inputs) > 1:
-        raise BrushworkError(f"give one input folder or zip, got {len(inputs)}: {' '.join(map(str, inputs))}")
-    if inputs:
-        flags["input"] = str(inputs[0])
-    cfg = config.load_config(config.ShardConfig, None, flags)
+def run(cfg: ShardConfig) -> int:
     if not cfg.out:
         raise BrushworkError("--out is required (e.g. --out data/shards/monet2photo)")
     if cfg.input and (cfg.a or cfg.b):
         raise BrushworkError("give either INPUT or --a/--b, not both")
+    if cfg.overwrite and cfg.num_jobs > 1:
+        raise BrushworkError("--overwrite clears OUT, which the other jobs of the array are writing; run it once "
+                             "without --job_index/--num_jobs")
     if cfg.input:
         sources = shards.sources_from_layout(cfg.input)
         origin = shards.source_record(cfg.input, cfg.input)
@@ -45,20 +48,24 @@ def main(*inputs, **flags):
         if not any(s.split == "train" and s.domain == domain for s in sources):
             raise BrushworkError(f"{cfg.input or cfg.a}: no train{domain} images found; nothing to shard")
 
-    plans = shards.plan_shards(sources, cfg.samples_per_shard, cfg.max_shard_bytes)
     opts = shards.ShardOptions(max_side=cfg.max_side, max_pixels=cfg.max_pixels)
+    settings = {"max_side": opts.max_side, "max_pixels": opts.max_pixels, "jpeg_quality": opts.jpeg_quality}
+    plans = shards.plan_shards(sources, cfg.samples_per_shard, cfg.max_shard_bytes, settings)
+    record = shards.plan_record(plans, {"samples_per_shard": cfg.samples_per_shard,
+                                        "max_shard_bytes": cfg.max_shard_bytes, **settings})
+    shards.claim_output(cfg.out, record, overwrite=cfg.overwrite)
     mine = shards.job_shards(plans, cfg.job_index, cfg.num_jobs)
     if not cfg.manifest_only:
         total = sum(len(p.sources) for p in mine)
-        with tqdm(total=total, desc="shard", unit="img", disable=None) as bar:
-            written, skipped = shards.write_shards(mine, cfg.out, opts, cfg.workers, bar.update)
+        with Progress(total, desc="shard", unit="img", every_seconds=15) as progress:
+            written, skipped = shards.write_shards(mine, cfg.out, opts, cfg.workers, progress)
         print(f"{cfg.out}: wrote {written} shard(s), {skipped} already complete "
-              f"(job {cfg.job_index} of {cfg.num_jobs}, {len(mine)} of {len(plans)} shards)")
+              f"(job {cfg.job_index} of {cfg.num_jobs}, {len(mine)} of {len(plans)} shards)", flush=True)
     if cfg.num_jobs > 1 and not cfg.manifest_only:
         print("run the same command once more without --job_index/--num_jobs to write the manifest")
         return 0
     manifest = shards.write_manifest(plans, cfg.out, origin)
-    shards.write_root_file(cfg.out, "shard_config.toml", config.to_toml(cfg).encode())
+    shards.write_root_file(cfg.out, "shard_config.toml", to_toml(cfg).encode())
     counts = "; ".join(f"{split} " + ", ".join(f"{d} {v['samples']}" for d, v in sorted(doms.items()))
                        for split, doms in sorted(manifest["splits"].items(), key=lambda kv: kv[0] != "train"))
     print(f"{cfg.out}: {len(manifest['shards'])} shards ({counts}); {manifest['converted']} converted; "
@@ -66,9 +73,7 @@ def main(*inputs, **flags):
     return 0
 
 
-def help_text():
-    return __doc__ + "\nflags:\n" + config.describe(config.ShardConfig)
-
+COMMAND = cli.Command(ShardConfig, run, __doc__)
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, help_text=help_text))
+    sys.exit(cli.main(COMMAND))

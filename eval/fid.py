@@ -4,9 +4,12 @@
   python eval/fid.py --fake translated/photo_to_monet --real data/shards/monet2photo --domain A
   python eval/fid.py --fake a/ --real b/ --out fid.json
 
-Features: torchvision's Inception-v3 (inception_v3_google-0cc3c7bd.pth in the torch hub cache, or
---inception_weights PATH). Values are comparable between runs of this tool, not with papers that use
-the TensorFlow Inception graph. --random_features (tests only) is flagged in the output as not comparable.
+Features: torchvision's Inception-v3 (inception_v3_google-0cc3c7bd.pth in the torch hub cache, from
+python -m brushwork.pretrained inception, or --inception_weights PATH). Values are comparable
+between runs of this tool, not with papers that use the TensorFlow Inception graph. Under 50 images
+per side both numbers are mostly noise, and the tool says so; the KID subset size shrinks to half
+the smaller set so that its spread means something. --random_features (tests only) is flagged in
+the output as not comparable.
 """
 
 import json
@@ -15,28 +18,38 @@ from pathlib import Path
 
 import torch
 
-from brushwork import cli, fid
+from brushwork import cli, config, fid
 from brushwork.errors import BrushworkError
 from brushwork.fileio import atomic_write_text
+from brushwork.schemas.eval import FIDConfig
 
 
-def main(fake: str = "", real: str = "", split: str = "test", domain: str = "A", inception_weights: str = "",
-         random_features: bool = False, batch_size: int = 32, kid_subsets: int = 10, kid_subset_size: int = 1000,
-         out: str = ""):
-    if not fake or not real:
+def main(cfg: FIDConfig) -> int:
+    if not cfg.fake or not cfg.real:
         raise BrushworkError("--fake and --real are required (folders or shard roots)")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    net = fid.inception(inception_weights or None, random_features).to(device)
-    f_fake = fid.features(net, fid.images_from(fake, split, domain), int(batch_size), device)
-    f_real = fid.features(net, fid.images_from(real, split, domain), int(batch_size), device)
-    kid_mean, kid_std = fid.kid(f_fake, f_real, int(kid_subsets), int(kid_subset_size))
-    result = {"fid": fid.fid(f_fake, f_real), "kid": kid_mean, "kid_std": kid_std, "n_fake": len(f_fake),
-              "n_real": len(f_real), "features": "random (NOT COMPARABLE)" if random_features else "torchvision inception_v3"}
-    note = "  [random features: NOT COMPARABLE to anything]" if random_features else ""
-    print(f"FID {result['fid']:.3f}  KID {kid_mean:.5f} ± {kid_std:.5f}  ({len(f_fake)} fake, {len(f_real)} real){note}")
-    if out:
-        atomic_write_text(Path(out), json.dumps(result, indent=1) + "\n")
+    net = fid.inception(cfg.inception_weights or None, cfg.random_features).to(device)
+    f_fake = fid.features(net, fid.images_from(cfg.fake, cfg.split, cfg.domain), cfg.batch_size, device)
+    f_real = fid.features(net, fid.images_from(cfg.real, cfg.split, cfg.domain), cfg.batch_size, device)
+    subset = fid.kid_subset_size(len(f_fake), len(f_real), cfg.kid_subset_size)
+    kid_mean, kid_std = fid.kid(f_fake, f_real, cfg.kid_subsets, subset)
+    small = min(len(f_fake), len(f_real)) < fid.SMALL_SAMPLE
+    result = {"fid": fid.fid(f_fake, f_real), "kid": kid_mean, "kid_std": kid_std, "kid_subset_size": subset,
+              "n_fake": len(f_fake), "n_real": len(f_real), "small_sample": small,
+              "features": "random (NOT COMPARABLE)" if cfg.random_features else "torchvision inception_v3"}
+    note = "  [random features: NOT COMPARABLE to anything]" if cfg.random_features else ""
+    print(f"FID {result['fid']:.3f}  KID {kid_mean:.5f} ± {kid_std:.5f} (subsets of {subset})  "
+          f"({len(f_fake)} fake, {len(f_real)} real){note}")
+    if small:
+        print(f"warning: fewer than {fid.SMALL_SAMPLE} images per side: FID and KID are dominated by sampling noise "
+              "here; compare runs only with many more images (FID is usually reported on thousands)")
+    if cfg.out:
+        atomic_write_text(Path(cfg.out), json.dumps(result, indent=1) + "\n")
+        config.write_resolved(cfg, Path(cfg.out).parent, "fid_config.toml")
+    return 0
 
+
+COMMAND = cli.Command(FIDConfig, main, __doc__)
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, help_text=__doc__))
+    sys.exit(cli.main(COMMAND))

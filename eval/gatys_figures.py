@@ -7,7 +7,8 @@
 
 fig3 renders the whole grid as ONE batched job (one pair per cell, with per-pair α/β and style
 layers conv_1..conv_k), writes each cell under OUT/cells/ (reruns skip finished cells), then
-assembles OUT/fig3.png with the ratios above the columns and the layer sets beside the rows.
+assembles OUT/fig3.png: the content and style images in the header row, the ratios above the
+columns and the layer sets beside the rows. It takes every flag of train/gatys.py too.
 fig4 plots the total loss at every evaluation from the runner's per-pair JSON files.
 """
 
@@ -16,68 +17,83 @@ import sys
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from brushwork import cli, config, gatys_run
-from brushwork.config import GatysConfig
 from brushwork.errors import BrushworkError
-from brushwork.fileio import atomic_write_text
-from brushwork.images import save_image
+from brushwork.fileio import atomic_write_text, save_figure
+from brushwork.grids import caption_font, fit_text
+from brushwork.images import load_image, save_image
+from brushwork.schemas.gatys import Fig3Config, Fig4Config
 
 
-def _floats(text) -> list[float]:
-    return [float(v) for v in (text if isinstance(text, (list, tuple)) else str(text).split(","))]
-
-
-def fig3(content: str = "", style: str = "", out: str = "figs", ratios="1e-5,1e-6,1e-7,1e-8", depths="3,4,5",
-         preset: str = "paper", **flags):
-    if not content or not style:
+def fig3(cfg: Fig3Config) -> int:
+    if not cfg.content or not cfg.style:
         raise BrushworkError("fig3 needs --content IMAGE and --style IMAGE")
-    ratios, depths = _floats(ratios), [int(d) for d in _floats(depths)]
-    cfg = config.load_config(GatysConfig, preset, {**flags, "out": str(Path(out) / "cells")}, tool="gatys")
+    out = Path(cfg.out)
+    cells_dir = out / "cells"
     lines, cells = [], {}
-    for depth in depths:
+    for depth in cfg.depths:
         layers = [f"conv_{i}" for i in range(1, depth + 1)]
-        for ratio in ratios:
+        for ratio in cfg.ratios:
             name = f"depth{depth}_ratio{ratio:g}"
             cells[(depth, ratio)] = name
-            lines.append(json.dumps({"content": str(Path(content).resolve()), "style": str(Path(style).resolve()),
+            lines.append(json.dumps({"content": str(Path(cfg.content).resolve()), "style": str(Path(cfg.style).resolve()),
                                      "name": name, "content_weight": 1.0, "style_weight": 1.0 / ratio,
                                      "style_layers": layers, "style_layer_weights": [1.0 / depth] * depth}))
-    pairs_file = Path(out) / "fig3_pairs.jsonl"
+    pairs_file = out / "fig3_pairs.jsonl"
     atomic_write_text(pairs_file, "\n".join(lines) + "\n")
-    cfg = config.dataclasses.replace(cfg, pairs=str(pairs_file), batch=max(cfg.batch, len(lines)))
-    pairs = [p for p in gatys_run.read_pairs(cfg) if not gatys_run.is_done(cfg.out, p)]
-    if pairs:
-        loaded = [gatys_run.load_pair(p, cfg.max_pixels) for p in pairs]
+    run = cfg.replace(pairs=str(pairs_file), out=str(cells_dir), batch=max(cfg.batch, len(lines)))
+    pairs, refused = gatys_run.read_pairs(run)
+    changed = gatys_run.changed_settings(cells_dir, pairs)
+    if changed and not cfg.overwrite:
+        raise BrushworkError(f"{cells_dir} holds cells made with other settings (e.g. {changed[0][0].name}: "
+                             f"{changed[0][1]}); --overwrite re-renders them, or choose another --out")
+    redo = {p.name for p, _ in changed}
+    todo = [p for p in pairs if p.name in redo or not gatys_run.is_done(cells_dir, p)]
+    if todo:
+        loaded = [gatys_run.load_pair(p, cfg.max_pixels) for p in todo]
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        _, failed = gatys_run.render_all(loaded, cfg, Path(cfg.out), device)
+        _, failed = gatys_run.render_all(loaded, run, cells_dir, device)
         if failed:
-            raise BrushworkError(f"{len(failed)} cell(s) failed: {failed[0][1]}")
-    grid = assemble(Path(cfg.out), cells, ratios, depths)
-    save_image(grid, Path(out) / "fig3.png")
-    print(f"fig3: {Path(out) / 'fig3.png'} ({len(depths)} layer sets x {len(ratios)} ratios, "
-          f"{len(pairs)} rendered in one batch, cells in {cfg.out})")
+            raise BrushworkError(f"{len(failed)} cell(s) failed: {failed[0].reason}")
+    config.write_resolved(cfg, out, "fig3_config.toml")
+    grid = assemble(cells_dir, cells, cfg.ratios, cfg.depths, load_image(cfg.content), load_image(cfg.style))
+    save_image(grid, out / "fig3.png")
+    print(f"fig3: {out / 'fig3.png'} ({len(cfg.depths)} layer sets x {len(cfg.ratios)} ratios, "
+          f"{len(todo)} rendered in one batch, cells in {cells_dir})")
+    return 0
 
 
-def assemble(cells_dir: Path, cells: dict, ratios: list[float], depths: list[int]) -> Image.Image:
+def assemble(cells_dir: Path, cells: dict, ratios, depths, content: Image.Image, style: Image.Image) -> Image.Image:
+    """Header row (content, style), then one row per layer set, one column per ratio, all labelled."""
     images = {k: Image.open(cells_dir / f"{v}.png").convert("RGB") for k, v in cells.items()}
     w, h = next(iter(images.values())).size
-    left, top, pad = 110, 24, 4
-    canvas = Image.new("RGB", (left + len(ratios) * (w + pad), top + len(depths) * (h + pad)), "white")
-    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
-    draw.text((6, 6), "alpha/beta:", fill="black", font=font)
+    font = caption_font(max(10, min(w, h) // 12))
+    pad, label_h = 4, font.size + 8
+    left = max(font.getbbox(f"conv_1..conv_{max(depths)}")[2] + 12, 90)
+    header = label_h + h + pad  # the inputs, then the ratio labels
+    canvas = Image.new("RGB", (left + len(ratios) * (w + pad), header + label_h + len(depths) * (h + pad)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for j, (img, label) in enumerate(((content, "content"), (style, "style"))):
+        thumb = img.copy()
+        thumb.thumbnail((w, h), Image.Resampling.LANCZOS)
+        x = left + j * (w + pad)
+        draw.text((x + 2, 2), fit_text(label, font, w), fill="black", font=font)
+        canvas.paste(thumb, (x + (w - thumb.width) // 2, label_h + (h - thumb.height) // 2))
+    draw.text((4, header + 2), "alpha/beta", fill="black", font=font)
     for j, ratio in enumerate(ratios):
-        draw.text((left + j * (w + pad) + 4, 6), f"{ratio:g}", fill="black", font=font)
+        draw.text((left + j * (w + pad) + 2, header + 2), f"{ratio:g}", fill="black", font=font)
+    top = header + label_h
     for i, depth in enumerate(depths):
-        draw.text((6, top + i * (h + pad) + h // 2 - 6), f"conv_1..conv_{depth}", fill="black", font=font)
+        draw.text((4, top + i * (h + pad) + h // 2 - font.size // 2), f"conv_1..conv_{depth}", fill="black", font=font)
         for j, ratio in enumerate(ratios):
             canvas.paste(images[(depth, ratio)], (left + j * (w + pad), top + i * (h + pad)))
     return canvas
 
 
-def fig4(*results, out: str = "figs/fig4.png", log: bool = True):
-    if not results:
+def fig4(cfg: Fig4Config) -> int:
+    if not cfg.results:
         raise BrushworkError("fig4 needs one or more per-pair .json files written by train/gatys.py")
     import matplotlib
 
@@ -85,27 +101,29 @@ def fig4(*results, out: str = "figs/fig4.png", log: bool = True):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for path in results:
+    for path in cfg.results:
         try:
             record = json.loads(Path(path).read_text())
-            losses = record["losses"]
-        except (OSError, ValueError, KeyError) as e:
-            raise BrushworkError(f"{path}: not a Gatys result JSON ({e})") from None
+            losses = [float(v) for v in record["losses"]]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise BrushworkError(f"{path}: not a Gatys result JSON ({type(e).__name__}: {e})") from None
         ax.plot(range(1, len(losses) + 1), losses, label=record.get("name", Path(path).stem))
     ax.set_xlabel("evaluation (L-BFGS function evaluations)")
     ax.set_ylabel("total loss")
-    if log:
+    if cfg.log:
         ax.set_yscale("log")
     ax.set_title("Total loss while rendering")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(out).with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    tmp.replace(out)
+    save_figure(fig, cfg.out)
     plt.close(fig)
-    print(f"fig4: {out}")
+    print(f"fig4: {cfg.out}")
+    return 0
 
+
+COMMANDS = {"fig3": cli.Command(Fig3Config, fig3, Fig3Config.__doc__ + "\n\n" + __doc__, presets="gatys",
+                                default_preset="paper"),
+            "fig4": cli.Command(Fig4Config, fig4, Fig4Config.__doc__ + "\n\n" + __doc__)}
 
 if __name__ == "__main__":
-    sys.exit(cli.run({"fig3": fig3, "fig4": fig4}, help_text=__doc__))
+    sys.exit(cli.main(COMMANDS, doc=__doc__))

@@ -1,21 +1,26 @@
-"""Presets inherit, overrides are typed, errors name the flag, resolved TOML round-trips."""
+"""The config layer: presets inherit, values are typed and bounded, cross-field rules, resolved TOML round-trips,
+and the one command-line parser every command uses."""
 
 import dataclasses
-from typing import Optional
+from typing import Literal, Optional
 
 import pytest
 
-from brushwork import config
-from brushwork.config import CycleGANConfig, build, load_config, load_preset, setting, to_toml
+from brushwork import cli, config
+from brushwork.config import Config, build, load_config, load_preset, setting, to_toml
 from brushwork.errors import ConfigError
+from brushwork.schemas.data import ShardConfig
+from brushwork.schemas.gatys import PAIR_KEYS, RENDER_KEYS, GatysConfig
+from brushwork.schemas.train import CycleGANConfig
 
 from conftest import assert_one_error_line, run_script
 
 
-def test_domain_preset_inherits_base():
+def test_domain_preset_sets_paths_and_keeps_the_paper_defaults():
     cfg = load_config(CycleGANConfig, "monet", tool="cyclegan")
     assert (cfg.domain, cfg.data, cfg.run_dir) == ("monet", "data/shards/monet2photo", "runs/cyclegan-monet")
     assert (cfg.epochs, cfg.epochs_decay, cfg.lambda_a, cfg.lr, cfg.pool_size) == (100, 100, 10.0, 2e-4, 50)
+    assert cfg.mixed_precision is None  # none: accelerate launch decides
 
 
 def test_child_preset_wins_and_chains(tmp_path):
@@ -33,24 +38,30 @@ def test_inheritance_loop_is_an_error(tmp_path):
         load_preset(tmp_path / "a.toml")
 
 
-def test_bad_preset_key_and_type_name_the_file(tmp_path):
+def test_bad_preset_key_type_and_range_name_the_file(tmp_path):
     (tmp_path / "p.toml").write_text('epoch = 3\n')
-    with pytest.raises(ConfigError, match=r"p.toml: unknown key 'epoch'; valid keys: domain, "):
+    with pytest.raises(ConfigError, match=r"p.toml: unknown key 'epoch'; valid keys: data, run_dir, "):
         load_config(CycleGANConfig, tmp_path / "p.toml")
     (tmp_path / "q.toml").write_text('epochs = "many"\n')
     with pytest.raises(ConfigError, match=r"q.toml: epochs expects an integer, got 'many'"):
         load_config(CycleGANConfig, tmp_path / "q.toml")
+    (tmp_path / "r.toml").write_text('batch_size = 0\n')
+    with pytest.raises(ConfigError, match=r"r.toml: batch_size must be between 1 and 4096; got 0"):
+        load_config(CycleGANConfig, tmp_path / "r.toml")
+    (tmp_path / "s.toml").write_text('crop_size = 300\n')
+    with pytest.raises(ConfigError, match=r"s.toml: --crop_size 300 is larger than --load_size 286"):
+        load_config(CycleGANConfig, tmp_path / "s.toml")
 
 
 def test_unknown_preset_lists_known_ones():
-    with pytest.raises(ConfigError, match=r"preset 'picasso' not found .* known presets: base, cezanne, monet"):
+    with pytest.raises(ConfigError, match=r"preset 'picasso' not found .* known presets: cezanne, monet"):
         load_config(CycleGANConfig, "picasso", tool="cyclegan")
 
 
-def test_overrides_are_typed():
-    cfg = load_config(CycleGANConfig, "monet", {"epochs": "12", "lr": 1, "no-flip": "true", "max_steps": 5.0},
-                      tool="cyclegan")
-    assert (cfg.epochs, cfg.lr, cfg.no_flip, cfg.max_steps) == (12, 1.0, True, 5)
+def test_overrides_are_typed_and_bounded():
+    cfg = load_config(CycleGANConfig, "monet", {"epochs": "12", "lr": 1, "no-flip": "true", "max_steps": 5.0,
+                                                 "num_workers": "1e1"}, tool="cyclegan")
+    assert (cfg.epochs, cfg.lr, cfg.no_flip, cfg.max_steps, cfg.num_workers) == (12, 1.0, True, 5, 10)
     assert isinstance(cfg.lr, float)
     with pytest.raises(ConfigError, match=r"--epochs expects an integer, got 'abc'"):
         build(CycleGANConfig, {"epochs": "abc"})
@@ -58,32 +69,67 @@ def test_overrides_are_typed():
         build(CycleGANConfig, {"lr": "fast"})
     with pytest.raises(ConfigError, match=r"--epochs expects an integer, got True"):
         build(CycleGANConfig, {"epochs": True})
-    with pytest.raises(ConfigError, match=r"--mixed_precision must be one of no, bf16, fp16; got 'fp8'"):
+    with pytest.raises(ConfigError, match=r"--mixed_precision expects one of no, bf16, fp16 or none, got 'fp8'"):
         build(CycleGANConfig, {"mixed_precision": "fp8"})
+    for flag, value, bound in (("max_steps", -3, "at least 1"), ("max_steps", 0, "at least 1"),
+                               ("batch_size", 0, "between 1 and 4096"), ("lr", -1e-4, "at least 0"),
+                               ("beta1", 1.0, "between 0 and 0.999999")):
+        with pytest.raises(ConfigError, match=rf"--{flag} must be {bound}; got {value}"):
+            build(CycleGANConfig, {flag: value})
 
 
-def test_unknown_flag_lists_valid_ones():
+def test_list_items_are_bounded_and_choices_are_literals():
+    with pytest.raises(ConfigError, match=r"--multiscale must be between 16 and 16384; got 4"):
+        build(GatysConfig, {"multiscale": "4,512"})
+    with pytest.raises(ConfigError, match=r"--pooling expects one of avg, max, got 'mean'"):
+        build(GatysConfig, {"pooling": "mean"})
+    assert build(GatysConfig, {"pooling": "MAX"}).pooling == "max"
+
+
+def test_cross_field_rules_hold_for_every_construction():
+    with pytest.raises(ConfigError, match=r"--part must be below --parts \(2\); got 2"):
+        build(GatysConfig, {"part": 2, "parts": 2})
+    with pytest.raises(ConfigError, match=r"3 style layers but 2 style_layer_weights"):
+        build(GatysConfig, {"style_layers": "conv1_1,conv2_1,conv3_1", "style_layer_weights": "1,2"})
+    with pytest.raises(ConfigError, match=r"--job_index must be below --num_jobs"):
+        ShardConfig(job_index=3, num_jobs=2)
+    with pytest.raises(ConfigError, match=r"--max_side 3 would shrink every image"):
+        build(ShardConfig, {"max_side": 3})
+    with pytest.raises(ConfigError):  # dataclasses.replace goes through the same checks
+        CycleGANConfig().replace(crop_size=999)
+
+
+def test_pair_keys_are_derived_from_the_schema():
+    assert "style_weight" in PAIR_KEYS and "size" in PAIR_KEYS and "normalization" not in PAIR_KEYS
+    assert set(PAIR_KEYS) < set(RENDER_KEYS) and {"normalization", "pooling", "lr", "random_vgg"} < set(RENDER_KEYS)
+    assert "out" not in RENDER_KEYS and "batch" not in RENDER_KEYS  # they do not change the pixels
+
+
+def test_unknown_flag_lists_valid_ones_and_suggests():
     with pytest.raises(ConfigError) as err:
         build(CycleGANConfig, {"epoch": 3})
     message = str(err.value)
-    assert message.startswith("unknown flag --epoch; valid flags: --domain, --data, ")
+    assert message.startswith("unknown flag --epoch (did you mean --epochs?); valid flags: --data, --run_dir, ")
     for f in dataclasses.fields(CycleGANConfig):
         assert f"--{f.name}" in message
 
 
 @dataclasses.dataclass(frozen=True)
-class Mixed:
+class Mixed(Config):
     name: str = setting('quo"te\\d', "a string with escapes")
     layers: tuple[str, ...] = setting(("conv_1", "conv_2"), "a list")
-    weights: tuple[float, ...] = setting((0.2, 1e-7), "floats")
-    cap: Optional[int] = setting(None, "optional")
+    weights: tuple[float, ...] = setting((0.2, 1e-7), "floats", min=0)
+    cap: Optional[int] = setting(None, "optional", min=1)
     ratio: float = setting(1e-7, "tiny float")
     on: bool = setting(True, "flag")
+    mode: Literal["a", "b"] = setting("a", "a choice")
+    inputs: tuple[str, ...] = setting((), "positional list", positional=True)
 
 
 def test_resolved_toml_round_trips(tmp_path):
-    for cfg in (load_config(CycleGANConfig, "vangogh", {"lr": 3e-5, "resume": "auto"}, tool="cyclegan"),
-                Mixed(), build(Mixed, {"layers": "a,b,c", "cap": 7, "weights": [1, 2]})):
+    for cfg in (load_config(CycleGANConfig, "vangogh", {"lr": 3e-5, "resume": "auto", "mixed_precision": "bf16"},
+                            tool="cyclegan"),
+                Mixed(), build(Mixed, {"layers": "a,b,c", "cap": 7, "weights": [1, 2], "mode": "b"})):
         path = config.write_resolved(cfg, tmp_path / type(cfg).__name__)
         assert load_config(type(cfg), path) == cfg
         assert path.read_text() == to_toml(cfg)
@@ -96,24 +142,49 @@ def test_list_and_optional_overrides():
         build(Mixed, {"weights": "a,b"})
 
 
+def test_the_command_line_parser():
+    values, _ = cli.parse_args(Mixed, ["in1", "--on", "--cap=3", "in2", "--layers", "x", "y", "--mode", "b",
+                                       "--ratio", "-1e-3", "--", "--in3"])
+    assert values == {"on": True, "cap": "3", "layers": "x,y", "mode": "b", "ratio": "-1e-3",
+                      "inputs": ["in1", "in2", "--in3"]}
+    values, _ = cli.parse_args(Mixed, ["--no_on", "--weights", "1", "--weights", "2"])
+    assert values == {"on": False, "weights": "1,2"}  # --no_X sets a boolean false; a repeated list flag adds
+    values, _ = cli.parse_args(Mixed, ["--on", "false", "--name", "x y"])
+    assert values == {"on": "false", "name": "x y"}
+    with pytest.raises(ConfigError, match=r"--cap expects an integer or none \(give --cap VALUE\)"):
+        cli.parse_args(Mixed, ["--cap", "--on"])
+    with pytest.raises(ConfigError, match=r"unknown flag --nme \(did you mean --name\?\)"):
+        cli.parse_args(Mixed, ["--nme", "x"])
+    with pytest.raises(ConfigError, match=r"unknown option -x"):
+        cli.parse_args(Mixed, ["-x"])
+    with pytest.raises(ConfigError, match=r"unexpected positional argument\(s\) a b; this command takes only --flags"):
+        cli.parse_args(CycleGANConfig, ["a", "b"])
+
+
 def test_cli_flag_errors_are_one_line(tmp_path):
     proc = run_script("data_prep/synth.py", "--out", tmp_path, "--epochs", "3")
     assert_one_error_line(proc, "unknown flag --epochs", "valid flags: --out, --n_train")
     assert proc.returncode == 2
     proc = run_script("data_prep/synth.py", "--out", tmp_path, "--size", "abc")
     assert_one_error_line(proc, "--size expects an integer, got 'abc'")
+    proc = run_script("data_prep/synth.py", "--out", tmp_path, "--size", "2")
+    assert_one_error_line(proc, "--size must be between 8 and 4096; got 2")
+    assert not (tmp_path / "trainA").exists()  # refused before any work
 
 
 def test_cli_help_lists_flags_with_defaults():
     proc = run_script("data_prep/synth.py", "--help")
     assert proc.returncode == 0
     assert "--n_train" in proc.stdout and "default 32" in proc.stdout and "known A -> B mapping" in proc.stdout
+    assert "between 8 and 4096" in proc.stdout
 
 
-def test_function_clis_reject_unknown_flags_in_one_line(tmp_path):
+def test_subcommands_and_unknown_flags_are_one_line(tmp_path):
     proc = run_script("eval/translate.py", tmp_path, "--inptu", tmp_path, "--out", tmp_path)
-    assert_one_error_line(proc, "unknown flag --inptu; valid flags: --input, --out, --direction")
+    assert_one_error_line(proc, "unknown flag --inptu (did you mean --input?); valid flags: --input, --out")
     proc = run_script("eval/survey.py", "bild", "--fakes", tmp_path)
-    assert_one_error_line(proc, "choose a command: build, score, simulate")
+    assert_one_error_line(proc, "choose a command: build, score, simulate (got 'bild')")
     proc = run_script("eval/survey.py", "build", "--fake", tmp_path)
-    assert_one_error_line(proc, "unknown flag --fake; valid flags: --fakes, --reals")
+    assert_one_error_line(proc, "unknown flag --fake (did you mean --fakes?); valid flags: --fakes, --reals")
+    proc = run_script("eval/survey.py", "build", "--n", "abc")
+    assert_one_error_line(proc, "--n expects an integer, got 'abc'")

@@ -1,6 +1,8 @@
-"""The unpaired training stream: exactly-once passes over ranks x workers, seeded order, exact resume."""
+"""The training stream: exactly-once passes for any ranks x workers, balanced shares, exact resume, checked shards."""
 
+import io
 import itertools
+import tarfile
 from collections import Counter
 
 import numpy as np
@@ -13,6 +15,8 @@ from brushwork.data import Augment, train_loader
 from brushwork.errors import BrushworkError
 
 from conftest import make_synth
+
+DEFAULT_PER_SHARD = 64  # ShardConfig's default
 
 
 def shard_dataset(tmp_path, n_a, n_b, per_shard, size=32):
@@ -29,7 +33,82 @@ def shard_dataset(tmp_path, n_a, n_b, per_shard, size=32):
     return out
 
 
+def default_counts(n: int) -> tuple[int, ...]:
+    return tuple(min(DEFAULT_PER_SHARD, n - i) for i in range(0, n, DEFAULT_PER_SHARD))
+
+
 AUG = Augment(load_size=36, crop_size=32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure functions: the arithmetic at the users' scale (64 ranks x 4 workers), no processes, no files
+
+
+def rank_batches(counts, seed, rank, world, workers, batch_size, start, n, buffer=16):
+    """The sample ids of batches start..start+n-1 of one rank, as DomainBatches + DataLoader produce them."""
+    W = max(1, workers)
+    streams = {}
+    for worker_id in range(W):  # a resumed DataLoader: each worker plays a role and skips what it delivered
+        role, done = data.worker_role(worker_id, W, start)
+        streams[role] = data.stream_ids(counts, seed=seed, slot=rank * W + role, slots=world * W, buffer=buffer,
+                                        domain_id=0, skip=done * batch_size)
+    return [[next(streams[j % W]) for _ in range(batch_size)] for j in range(start, start + n)]
+
+
+CASES = [(world, workers, n) for world in (1, 2, 3, 8, 64) for workers in (0, 1, 2, 4) for n in (12, 400, 1072)
+         if n >= world]  # a domain needs at least one global batch (batch 1)
+
+
+@pytest.mark.parametrize("world,workers,n", CASES)
+def test_every_image_once_per_pass_and_shares_within_one(world, workers, n):
+    counts = default_counts(n)
+    slots = world * max(1, workers)
+    for pass_index in range(3):
+        seen, shares = Counter(), []
+        for slot in range(slots):
+            segments = data.pass_segments(counts, seed=7, pass_index=pass_index, slot=slot, slots=slots)
+            items = [(shard, i) for shard, start, stop in segments for i in range(start, stop)]
+            seen.update(items)
+            shares.append(len(items))
+        assert seen == Counter((s, i) for s, c in enumerate(counts) for i in range(c))  # each exactly once
+        assert max(shares) - min(shares) <= 1  # no slot holds two shards' worth while another holds one
+
+
+@pytest.mark.parametrize("world,workers,n", [c for c in CASES if c[2] != 400])
+def test_resume_from_every_position_of_a_pass_gives_the_next_batch(world, workers, n):
+    counts, batch_size = default_counts(n), 2 if n >= 2 * world else 1
+    per_pass = n // (world * batch_size)  # batches of one rank in one pass (about)
+    for rank in sorted({0, world - 1}):
+        whole = rank_batches(counts, 3, rank, world, workers, batch_size, 0, per_pass + 2)
+        for start in range(per_pass + 1):
+            assert rank_batches(counts, 3, rank, world, workers, batch_size, start, 1)[0] == whole[start], start
+
+
+def test_every_slot_reads_a_few_shards_sequentially():
+    counts = default_counts(1072)  # 17 shards on 16 slots: the case that used to favour one slot's images
+    for slot in range(16):
+        segments = data.pass_segments(counts, seed=0, pass_index=0, slot=slot, slots=16)
+        assert 1 <= len(segments) <= 3 and sum(b - a for _, a, b in segments) in (67, 66)
+
+
+def test_a_slot_with_fewer_images_than_slots_still_gets_some():
+    counts = default_counts(12)
+    got = Counter()
+    for pass_index in range(40):  # 12 images on 32 slots: each pass 12 slots get one image
+        for slot in range(32):
+            got[slot] += sum(b - a for _, a, b in data.pass_segments(counts, 1, pass_index, slot, 32))
+    assert min(got.values()) > 0 and sum(got.values()) == 40 * 12
+
+
+def test_shuffled_order_is_a_buffer_shuffle():
+    order = data.shuffled_order(50, 8, np.random.default_rng(0))
+    assert sorted(order) == list(range(50)) and order != list(range(50))
+    assert all(item <= position + 8 for position, item in enumerate(order))  # never more than a buffer ahead
+    assert data.shuffled_order(50, 8, np.random.default_rng(0)) == order
+
+
+# ---------------------------------------------------------------------------------------------
+# The real loader on real shards
 
 
 def keys_of(loader, n):
@@ -39,7 +118,7 @@ def keys_of(loader, n):
 
 
 def test_one_pass_covers_every_image_once_over_2_ranks_x_2_workers(tmp_path):
-    root = shard_dataset(tmp_path, n_a=16, n_b=24, per_shard=2)  # A: 8 shards of 2, B: 12 of 2
+    root = shard_dataset(tmp_path, n_a=16, n_b=24, per_shard=5)  # uneven shards: 5,5,5,1 and 5,5,5,5,4
     seen_a, seen_b, later_a = [], [], []
     for rank in (0, 1):
         loader, steps = train_loader(root, batch_size=1, rank=rank, world=2, num_workers=2, seed=3, aug=AUG)
@@ -53,6 +132,30 @@ def test_one_pass_covers_every_image_once_over_2_ranks_x_2_workers(tmp_path):
     assert Counter(seen_a) == Counter(all_a)  # exactly once: no duplicates, none missing
     assert Counter(seen_b) == Counter(all_b)
     assert len(set(later_a)) == 8  # the second pass of A has started, again without repeats
+
+
+def test_the_reader_follows_the_pure_plan(tmp_path):
+    root = shard_dataset(tmp_path, n_a=13, n_b=2, per_shard=4)
+    a = data.domain_shards(root, "train", "A")
+    keys = {(s, i): key for s, url in enumerate(a.urls) for i, (key, _, _) in enumerate(data.tar_samples(url))}
+    for slot, skip in ((0, 0), (2, 5), (1, 11)):
+        ids = data.stream_ids(a.counts, seed=4, slot=slot, slots=3, buffer=3, domain_id=0, skip=skip)
+        stream = data.domain_stream(a, seed=4, slot=slot, slots=3, buffer=3, skip=skip)
+        for _ in range(12):
+            pass_index, shard, index = next(ids)
+            got_pass, key, _ = next(stream)
+            assert (got_pass, key) == (pass_index, keys[(shard, index)])
+
+
+def test_default_shards_feed_more_slots_than_shards(tmp_path):
+    root = shard_dataset(tmp_path, n_a=12, n_b=12, per_shard=DEFAULT_PER_SHARD)  # one shard per domain
+    seen = Counter()
+    for rank in (0, 1):
+        loader, steps = train_loader(root, batch_size=1, rank=rank, world=2, num_workers=2, seed=0, aug=AUG)
+        assert steps == 6
+        a, _, _ = keys_of(loader, 6)
+        seen.update(a)
+    assert seen == Counter(f"trainA__{i:06d}" for i in range(12))
 
 
 def test_pass_order_is_seeded(tmp_path):
@@ -74,20 +177,8 @@ def test_pass_order_is_seeded(tmp_path):
     assert a3 != a1
 
 
-@pytest.mark.parametrize("n_shards,world,workers", [(5, 2, 1), (7, 2, 3), (9, 3, 2), (4, 1, 4)])
-def test_exactly_once_with_uneven_shards(n_shards, world, workers):
-    counts = tuple(int(c) for c in np.random.default_rng(n_shards).integers(1, 5, size=n_shards))
-    seen = Counter()
-    for rank, worker in itertools.product(range(world), range(workers)):
-        idx = data.pass_shard_indices(n_shards, seed=1, pass_index=4, rank=rank, world=world, worker=worker,
-                                      num_workers=workers)
-        for i in idx:
-            seen.update(f"{i}/{j}" for j in range(counts[i]))
-    assert seen == Counter(f"{i}/{j}" for i in range(n_shards) for j in range(counts[i]))
-
-
 def test_resume_mid_epoch_continues_the_same_stream(tmp_path):
-    root = shard_dataset(tmp_path, n_a=12, n_b=20, per_shard=2)
+    root = shard_dataset(tmp_path, n_a=12, n_b=20, per_shard=3)
     kwargs = dict(batch_size=2, rank=1, world=2, num_workers=2, seed=0, aug=AUG, buffer=4)
     whole, _ = train_loader(root, **kwargs)
     _, _, reference = keys_of(whole, 13)
@@ -99,12 +190,51 @@ def test_resume_mid_epoch_continues_the_same_stream(tmp_path):
             assert torch.equal(ref["A"], new["A"]) and torch.equal(ref["B"], new["B"])
 
 
-def test_too_few_shards_for_ranks_and_workers_is_a_clear_error(tmp_path):
-    root = shard_dataset(tmp_path, n_a=6, n_b=6, per_shard=2)  # 3 shards per domain
-    with pytest.raises(BrushworkError, match=r"domain A has 3 shard\(s\) but 2 rank\(s\) x 2 worker\(s\) need at "
-                                             r"least 4; reshard with a smaller --samples_per_shard"):
-        train_loader(root, batch_size=1, rank=0, world=2, num_workers=2, seed=0, aug=AUG)
-    train_loader(root, batch_size=1, rank=0, world=1, num_workers=2, seed=0, aug=AUG)  # 2 slots: fine
+def test_pinned_memory_path_gives_the_same_batches(tmp_path):
+    root = shard_dataset(tmp_path, n_a=6, n_b=6, per_shard=4)
+    kwargs = dict(batch_size=2, rank=0, world=1, num_workers=1, seed=0, aug=AUG)
+    plain, _ = train_loader(root, **kwargs)
+    with pytest.warns(UserWarning, match="pin_memory"):  # no accelerator here: pinning is skipped, with a warning
+        pinned, _ = train_loader(root, pin_memory=True, **kwargs)
+        _, _, got = keys_of(pinned, 4)
+    _, _, expected = keys_of(plain, 4)
+    for a, b in zip(expected, got):
+        assert torch.equal(a["A"], b["A"]) and a["A_keys"] == b["A_keys"]
+
+
+def test_fewer_images_than_a_global_batch_is_a_clear_error(tmp_path):
+    root = shard_dataset(tmp_path, n_a=3, n_b=6, per_shard=2)
+    with pytest.raises(BrushworkError, match=r"domain B has 6 image\(s\), fewer than one global batch \(4 process\(es\) "
+                                             r"x batch 2\); lower --batch_size"):
+        train_loader(root, batch_size=2, rank=0, world=4, num_workers=2, seed=0, aug=AUG)
+    train_loader(root, batch_size=1, rank=0, world=4, num_workers=4, seed=0, aug=AUG)  # 16 slots, 3 images: fine
+
+
+def truncate_shard(path, keep_samples):
+    """Rewrite a shard with only its first samples, cut exactly at a member boundary."""
+    with tarfile.open(path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for m, blob in members[:2 * keep_samples]:
+            tar.addfile(m, io.BytesIO(blob))
+    path.write_bytes(buf.getvalue())
+
+
+def test_a_truncated_shard_is_an_error_naming_it(tmp_path):
+    root = shard_dataset(tmp_path, n_a=8, n_b=8, per_shard=4)
+    shard = tmp_path / "shards" / "train" / "A-000001.tar"
+    truncate_shard(shard, 3)
+    loader, _ = train_loader(root, batch_size=1, rank=0, world=1, num_workers=0, seed=0, aug=AUG)
+    with pytest.raises(BrushworkError, match=r"A-000001.tar: holds 3 samples but the manifest lists 4 \(truncated"):
+        for _ in data.batches(loader):
+            pass
+    # through worker processes the error comes back as the same one line, not a wrapped traceback
+    loader, _ = train_loader(root, batch_size=1, rank=0, world=1, num_workers=2, seed=0, aug=AUG)
+    with pytest.raises(BrushworkError) as err:
+        for _ in data.batches(loader):
+            pass
+    assert "\n" not in str(err.value) and "A-000001.tar: holds 3 samples" in str(err.value)
 
 
 def test_missing_manifest_or_shard_is_a_clear_error(tmp_path):
@@ -116,6 +246,21 @@ def test_missing_manifest_or_shard_is_a_clear_error(tmp_path):
         train_loader(root, batch_size=1, rank=0, world=1, num_workers=0, seed=0, aug=AUG)
 
 
+def test_webdataset_reads_the_shards(tmp_path):
+    import json
+
+    import webdataset as wds
+
+    root = shard_dataset(tmp_path, n_a=5, n_b=3, per_shard=2)
+    urls = sorted(str(p) for p in (tmp_path / "shards" / "train").glob("A-*.tar"))
+    samples = list(wds.WebDataset(urls, shardshuffle=False))
+    assert sorted(s["__key__"] for s in samples) == [f"trainA__{i:06d}" for i in range(5)]
+    for s in samples:
+        meta = json.loads(s["json"])
+        img = Image.open(io.BytesIO(s["png"]))
+        assert meta["source"] == f"trainA/{s['__key__'].split('__')[1]}.png" and img.size == (meta["width"], meta["height"])
+
+
 def test_augmentation_matches_the_original_recipe():
     img = Image.fromarray(np.arange(40 * 50 * 3, dtype=np.uint8).reshape(40, 50, 3) % 251)
     rng = np.random.default_rng(0)
@@ -123,7 +268,7 @@ def test_augmentation_matches_the_original_recipe():
     assert x.shape == (3, 32, 32) and x.min() >= -1 and x.max() <= 1
     # the same crop by hand: resize 36x36 bicubic, crop at the drawn offset, flip if drawn
     rng = np.random.default_rng(0)
-    ox, oy = rng.integers(0, 5, size=2)
+    ox, oy = rng.integers(0, 5), rng.integers(0, 5)
     ref = img.resize((36, 36), Image.Resampling.BICUBIC).crop((ox, oy, ox + 32, oy + 32))
     if rng.random() < 0.5:
         ref = ref.transpose(Image.Transpose.FLIP_LEFT_RIGHT)

@@ -159,7 +159,8 @@ def test_layer_names_both_ways():
 
 def test_missing_weights_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.raises(Exception, match=r"no weights at .*vgg19-dcbb9e9d.pth; download https://download"):
+    with pytest.raises(Exception, match=r"no vgg19 weights at .*vgg19-dcbb9e9d.pth; fetch them with python -m "
+                                        r"brushwork.pretrained vgg19 \(or download https://download"):
         vgg.load_state()
     with pytest.raises(Exception, match=r"--vgg_weights .*nope.pth does not exist"):
         vgg.load_state(tmp_path / "nope.pth")

@@ -138,7 +138,7 @@ def test_find_images_recursive_any_case(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     assert [p.relative_to(tmp_path).as_posix() for p in find_images(tmp_path)] == ["a/b/y.png", "a/x.JPG", "z.Jpeg"]
-    with pytest.raises(ImageError, match="no such folder"):
+    with pytest.raises(ImageError, match="no such file or folder"):
         find_images(tmp_path / "missing")
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from brushwork import checkpoint, synth
+from brushwork import synth
+from brushwork.translate import load_generator
 from brushwork.images import load_image, to_tensor
 from brushwork.networks import ResnetGenerator, init_weights
 
@@ -40,6 +41,6 @@ def test_translator_learns_the_known_mapping(tmp_path):
                      "--lr", 5e-4, "--lambda_identity", 0, "--pool_size", 0, "--num_workers", 1,
                      "--checkpoint_every", 1000, "--log_every", 100, "--sample_every", 1000, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    learned = mean_psnr_to_truth(checkpoint.load_generator(run, "AtoB"), files)
+    learned = mean_psnr_to_truth(load_generator(run, "AtoB")[0], files)
     print(f"PSNR to the true mapping: identity {identity:.2f} dB, start {start:.2f} dB, trained {learned:.2f} dB")
     assert learned > start + 4 and learned > identity + 4

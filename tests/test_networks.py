@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from brushwork import checkpoint
+from brushwork.translate import load_generator
 from brushwork.errors import BrushworkError
 from brushwork.networks import (NLayerDiscriminator, ResnetGenerator, count_parameters, generator_arch,
                                 init_weights)
@@ -40,13 +41,15 @@ def test_reference_weights_reproduce_reference_outputs(winograd, monkeypatch):
 
 @needs_fixtures
 def test_export_and_reimport_round_trip(tmp_path):
-    G = checkpoint.load_generator(FIXTURES / "junyanz_G_ngf8.pth")
-    checkpoint.export_generators(tmp_path, {"G_A": G, "G_B": G}, {"note": "test"})
+    G, used = load_generator(FIXTURES / "junyanz_G_ngf8.pth")
+    assert used == f"generator {FIXTURES / 'junyanz_G_ngf8.pth'}"
+    checkpoint.export(tmp_path, {"G_A": G, "G_B": G}, {"note": "test"})
     exported = torch.load(tmp_path / "export" / "G_A.pth", weights_only=True)
     reference = torch.load(FIXTURES / "junyanz_G_ngf8.pth", weights_only=True)
     assert list(exported) == list(reference)
     assert all(torch.equal(exported[k], reference[k]) for k in reference)
-    again = checkpoint.load_generator(tmp_path, "AtoB")  # from the run dir's export/
+    again, used = load_generator(tmp_path, "AtoB")  # an export/ folder without checkpoints beside it
+    assert used == f"G_A from {tmp_path / 'export' / 'G_A.pth'}"
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         assert torch.equal(again(x), G(x))
@@ -60,14 +63,26 @@ def test_generator_arch_is_read_off_the_weights():
 def test_loading_a_wrong_file_is_one_clear_error(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(BrushworkError, match=r"junk.pth: unreadable checkpoint file"):
-        checkpoint.load_generator(tmp_path / "junk.pth")
+        load_generator(tmp_path / "junk.pth")
     torch.save(NLayerDiscriminator(ndf=8).state_dict(), tmp_path / "disc.pth")
     with pytest.raises(BrushworkError, match=r"disc.pth: not a ResNet generator"):
-        checkpoint.load_generator(tmp_path / "disc.pth")
+        load_generator(tmp_path / "disc.pth")
     with pytest.raises(BrushworkError, match="no such run folder or generator file"):
-        checkpoint.load_generator(tmp_path / "missing.pth")
-    with pytest.raises(BrushworkError, match="no export/G_B.pth and no checkpoint"):
-        checkpoint.load_generator(tmp_path, "BtoA")
+        load_generator(tmp_path / "missing.pth")
+    with pytest.raises(BrushworkError, match="no checkpoint yet; train first, or pass an exported .pth file"):
+        load_generator(tmp_path, "BtoA")
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(BrushworkError, match=r"list.pth: holds a list, not a generator state dict"):
+        load_generator(tmp_path / "list.pth")
+    torch.save(torch.zeros(3), tmp_path / "tensor.pth")
+    with pytest.raises(BrushworkError, match=r"tensor.pth: holds a Tensor, not a generator state dict"):
+        load_generator(tmp_path / "tensor.pth")
+    sd = ResnetGenerator(ngf=8, n_blocks=2).state_dict()
+    del sd["model.1.bias"]
+    torch.save(sd, tmp_path / "partial.pth")
+    with pytest.raises(BrushworkError, match=r"partial.pth: does not fit this network \(Missing key\(s\) in state_dict: "
+                                             r"\"model.1.bias\""):
+        load_generator(tmp_path / "partial.pth")
 
 
 def test_init_is_normal_002_with_zero_bias():

@@ -1,6 +1,7 @@
 """data_prep/shard.py: validation, determinism, atomic resumable writes, job arrays, fsspec outputs."""
 
 import io
+import shutil
 import json
 import signal
 import subprocess
@@ -226,3 +227,93 @@ def test_plan_respects_sample_and_byte_limits():
     assert sorted(p.index for j in jobs for p in j) == [0, 1, 2, 3]
     with pytest.raises(BrushworkError, match="job_index must be in 0..2"):
         shards.job_shards(by_bytes, 3, 3)
+    assert len({p.fingerprint for p in by_count}) == 1 and by_count[0].fingerprint != by_bytes[0].fingerprint
+
+
+# ---------------------------------------------------------------------------------------------
+# A folder is described by what made it
+
+
+def test_rerun_with_other_settings_or_input_is_refused_and_overwrite_rebuilds(tmp_path):
+    src = make_synth(tmp_path / "src", 6, n_test=2)
+    out = tmp_path / "out"
+    assert run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 4).returncode == 0
+    before = outputs(out)
+    proc = run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 2)
+    assert_one_error_line(proc, "holds shards of other input or settings (samples_per_shard 4 -> 2)", "--overwrite")
+    assert outputs(out) == before  # nothing touched
+    for i in (6, 7):  # two more images
+        shutil.copy(src / "trainA" / "000000.png", src / "trainA" / f"{i:06d}.png")
+    proc = run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 4)
+    assert_one_error_line(proc, "2 input image(s) added", "--overwrite")
+    assert outputs(out) == before
+    proc = run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 4, "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["A"]["samples"] == 8
+    keys = [k for p in (out / "train").glob("A-*.tar") for k in tar_members(p) if k.endswith(".png")]
+    assert len(keys) == len(set(keys)) == 8  # none missing, none twice
+    proc = run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 4)  # same again: nothing to do
+    assert proc.returncode == 0 and "wrote 0 shard(s)" in proc.stdout
+
+
+def test_out_of_range_limits_are_refused_before_any_work(tmp_path):
+    src = make_synth(tmp_path / "src", 2)
+    proc = run_script("data_prep/shard.py", src, "--out", tmp_path / "o", "--max_side", -1)
+    assert_one_error_line(proc, "--max_side must be between 0 and 65535; got -1")
+    proc = run_script("data_prep/shard.py", src, "--out", tmp_path / "o", "--max_pixels", 0)
+    assert_one_error_line(proc, "--max_pixels must be at least 1; got 0")
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_image_rejected_fails_the_job(tmp_path):
+    src = make_synth(tmp_path / "src", 3)
+    proc = run_script("data_prep/shard.py", src, "--out", tmp_path / "o", "--max_pixels", 100)
+    line = assert_one_error_line(proc, "every image of trainA, trainB", "rejected.jsonl")
+    assert proc.returncode == 1 and "--max_pixels" in line
+    assert not (tmp_path / "o" / "manifest.json").exists()
+    reasons = [json.loads(l)["reason"] for l in (tmp_path / "o" / "rejected.jsonl").read_text().splitlines()]
+    assert len(reasons) == 10 and "rerun with --max_pixels 1024 or more" in reasons[0]
+
+
+def test_keys_are_unique_across_shards(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    for name in ("a.b c.png", "a_b_c.png", "zz.png"):
+        Image.new("RGB", (8, 8), (len(name), 0, 0)).save(a / name)
+    Image.new("RGB", (8, 8)).save(b / "x.png")
+    proc = run_script("data_prep/shard.py", "--a", a, "--b", b, "--out", tmp_path / "o", "--samples_per_shard", 1)
+    assert proc.returncode == 0, proc.stderr
+    keys = [k.rsplit(".", 1)[0] for p in sorted((tmp_path / "o" / "train").glob("A-*.tar")) for k in tar_members(p)
+            if k.endswith(".png")]
+    assert len(keys) == 3 == len(set(keys)) and "trainA__zz" in keys
+    assert all(k.startswith("trainA__a_b_c-") for k in keys if k != "trainA__zz")
+
+
+def test_damaged_inputs_and_records_are_handled_one_by_one(tmp_path):
+    src = make_synth(tmp_path / "src", 3)
+    zpath = tmp_path / "ds.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for p in sorted(src.rglob("*.png")):
+            zf.write(p, f"ds/{p.relative_to(src).as_posix()}")
+    raw = bytearray(zpath.read_bytes())
+    with zipfile.ZipFile(zpath) as zf:  # flip a byte inside one member's data: a bad CRC
+        info = zf.getinfo("ds/trainA/000001.png")
+    raw[info.header_offset + 30 + len(info.filename) + 40] ^= 0xFF
+    zpath.write_bytes(bytes(raw))
+    proc = run_script("data_prep/shard.py", zpath, "--out", tmp_path / "z")
+    assert proc.returncode == 0, proc.stderr
+    rejected = (tmp_path / "z" / "rejected.jsonl").read_text()
+    assert "trainA/000001.png" in rejected and "damaged zip member" in rejected
+    truncated = tmp_path / "cut.zip"
+    truncated.write_bytes(zpath.read_bytes()[:600])
+    proc = run_script("data_prep/shard.py", truncated, "--out", tmp_path / "c")
+    assert_one_error_line(proc, "cut.zip: damaged or truncated zip archive", "download it again")
+    (src / "trainA" / "loop.png").symlink_to(src / "trainA" / "loop.png")
+    out = tmp_path / "o"
+    assert run_script("data_prep/shard.py", src, "--out", out).returncode == 0
+    assert "symlink loop" in (out / "rejected.jsonl").read_text()
+    part = next((out / ".parts").glob("train-A-*.json"))
+    part.write_text("{ damaged")
+    proc = run_script("data_prep/shard.py", src, "--out", out)
+    assert proc.returncode == 0 and "wrote 1 shard(s)" in proc.stdout  # the shard behind it is simply rewritten

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from brushwork.networks import ResnetGenerator, init_weights
-from brushwork.translate import pad_to_multiple
+from brushwork.translate import pad_for_network
 
 from conftest import REPO, free_port, run_script
 
@@ -36,7 +36,7 @@ def inputs(tmp_path):
 
 def test_pad_crop_round_trip():
     x = torch.rand(1, 3, 29, 37)
-    padded, (h, w) = pad_to_multiple(x)
+    padded, (h, w) = pad_for_network(x)
     assert padded.shape[-2:] == (32, 40) and (h, w) == (29, 37)
     assert torch.equal(padded[..., :29, :37], x)
 
@@ -62,7 +62,7 @@ def test_two_ranks_split_the_images(tmp_path, generator_file, inputs):
                            "--out", str(tmp_path / "split")], capture_output=True, text=True, timeout=300, cwd=REPO,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "rank 0: translated 2 image(s)" in proc.stdout and "rank 1: translated 2 image(s)" in proc.stdout
+    assert "rank 0: translate: 2 image(s)" in proc.stdout and "rank 1: translate: 2 image(s)" in proc.stdout
     for p in single.rglob("*.png"):
         a = np.asarray(Image.open(p), dtype=int)
         b = np.asarray(Image.open(tmp_path / "split" / p.relative_to(single)), dtype=int)

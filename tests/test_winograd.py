@@ -125,18 +125,16 @@ def test_generator_with_winograd_matches_the_direct_generator_and_keeps_its_weig
 
 
 def test_the_trainer_builds_winograd_generators_unless_told_not_to():
+    from brushwork import cli
+    from brushwork.cyclegan import build_networks
+    from conftest import REPO
     import importlib.util
 
-    from brushwork import config
-    from brushwork.config import CycleGANConfig
-    from conftest import REPO
-
     spec = importlib.util.spec_from_file_location("train_cyclegan", REPO / "train" / "cyclegan.py")
-    trainer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(trainer)
-    for flag, want in ((None, True), ("false", False)):
-        overrides = {"ngf": 8, "n_blocks": 1, **({"winograd": flag} if flag else {})}
-        nets = trainer.build_networks(config.load_config(CycleGANConfig, "base", overrides, tool="cyclegan"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for flags, want in (([], True), (["--winograd", "false"], False), (["--no_winograd"], False)):
+        nets = build_networks(cli.resolve(script.COMMAND, ["--ngf", "8", "--n_blocks", "1", *flags]))
         blocks = [m for name in ("G_A", "G_B") for m in nets[name].modules() if hasattr(m, "winograd")]
         assert blocks and all(block.winograd is want for block in blocks)
 

@@ -3,23 +3,26 @@
 
   python train/gatys.py --content photos/ --style paintings/ --out renders/ --preset paper
   accelerate launch train/gatys.py --pairs pairs.jsonl --out renders/ --batch 8
-  python train/gatys.py --content data_prep/samples/gatys/content --style data_prep/samples/gatys/style \\
+  python train/gatys.py --content data_prep/samples/gatys/content --style data_prep/samples/gatys/style \
       --random_vgg --size 128 --iterations 50        # no VGG weights at hand: a smoke run, not art
 
 Pairs: the cross product of --content and --style (files or folders), or --pairs FILE (JSONL: one
 {"content": ..., "style": ... or [...], "name": ..., per-pair overrides} per line; or CSV with a
-header). Per pair overrides: content_weight, style_weight, tv_weight, content_layers, style_layers,
-style_layer_weights, style_blend, init, iterations, size, seed, color.
+header). Per-pair overrides: content_weight, style_weight, tv_weight, content_layers, style_layers,
+style_layer_weights, style_blend, init, iterations, size, seed, color. A pair's name must be a
+plain file name: one with a path in it fails that pair alone, nothing is written outside --out.
 
-Each pair writes OUT/{content}__{style}.png and a .json (parameters, loss at every evaluation,
-timing). A rerun skips finished pairs. Pairs of equal output size are optimised together; each
+Each pair writes OUT/{name}.png and a .json (the settings that made it, the loss at every
+evaluation, timing). A rerun renders only the missing pairs; if finished pairs were made with other
+settings it stops with a line saying which (--overwrite re-renders them), so OUT never holds images
+its gatys_config.toml does not describe. Pairs of equal output size are optimised together; each
 keeps its own L-BFGS history and line search, so results equal rendering pairs one at a time.
-Processes (accelerate launch) split the pairs. A pair whose image is unreadable fails alone; the
-exit status is non-zero only if every pair failed.
+Processes (accelerate launch) split the pairs; one progress stream per job. A pair whose image is
+unreadable fails alone; the exit status is non-zero only if every pair failed.
 
 Presets: configs/gatys/default.toml (conv4_2 content, beta 1e6, mean losses) and paper.toml (the
 paper: avg pool, content conv_5, style conv_1..conv_5 at 1/5, alpha/beta 1e-7, paper losses).
-VGG-19 weights come from the torch hub cache (vgg19-dcbb9e9d.pth) or --vgg_weights PATH.
+VGG-19 weights come from the torch hub cache (python -m brushwork.pretrained vgg19) or --vgg_weights PATH.
 """
 
 import sys
@@ -28,65 +31,83 @@ from pathlib import Path
 import torch
 
 from brushwork import cli, config, gatys_run
-from brushwork.config import GatysConfig
 from brushwork.errors import BrushworkError
+from brushwork.progress import Progress
+from brushwork.schemas.gatys import GatysConfig
 
 
-def main(**flags):
-    preset = flags.pop("preset", "default")
-    cfg = config.load_config(GatysConfig, preset, flags, tool="gatys")
-    pairs = gatys_run.read_pairs(cfg)
+def fail_line(name: str, reason: str) -> None:
+    print(f"failed: {name}: {reason}", file=sys.stderr, flush=True)
+
+
+def check_rerun(cfg: GatysConfig, out: Path, pairs: list) -> list:
+    """Pairs to (re-)render; refuses when finished pairs were made with other settings (unless --overwrite)."""
+    changed = gatys_run.changed_settings(out, pairs)
+    if changed and not cfg.overwrite:
+        pair, diff = changed[0]
+        raise BrushworkError(f"{out} holds {len(changed)} render(s) made with other settings (e.g. {pair.name}: "
+                             f"{diff}); --overwrite re-renders them, or choose another --out")
+    redo = {p.name for p, _ in changed}
+    return [p for p in pairs if p.name in redo or not gatys_run.is_done(out, p)]
+
+
+def main(cfg: GatysConfig) -> int:
+    pairs, refused = gatys_run.read_pairs(cfg)
     from accelerate import PartialState
     from accelerate.utils import reduce
-    from tqdm import tqdm
 
     state = PartialState(cpu=not torch.cuda.is_available())
     rank, world, device = state.process_index, state.num_processes, state.device
     out = Path(cfg.out)
+    pairs = pairs[cfg.part::cfg.parts]  # this array task's share, then each rank's share of it
+    todo_all = check_rerun(cfg, out, pairs)
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         config.write_resolved(cfg, out, "gatys_config.toml")
-    if not 0 <= cfg.part < cfg.parts:
-        raise BrushworkError(f"--part must be in 0..{cfg.parts - 1}, got {cfg.part}")
-    pairs = pairs[cfg.part::cfg.parts]  # this array task's share, then each rank's share of it
+        for f in refused:
+            fail_line(f.name, f.reason)
+    todo_names = {p.name for p in todo_all}
     mine = pairs[rank::world]
-    todo = [p for p in mine if not gatys_run.is_done(out, p)]
+    todo = [p for p in mine if p.name in todo_names]
     failed, loaded = [], []
     for pair in todo:
         try:
             loaded.append(gatys_run.load_pair(pair, cfg.max_pixels))
         except BrushworkError as e:  # unreadable image or unusable size: this pair only
-            failed.append((pair.name, str(e)))
-            print(f"failed: {pair.name}: {e}", file=sys.stderr, flush=True)
+            failed.append(gatys_run.Failed(pair.name, str(e)))
+            fail_line(pair.name, str(e))
 
+    cli.started()
     rendered = 0
-    if loaded:
-        if cfg.random_vgg and state.is_main_process:
-            print("warning: random VGG-19 weights (--random_vgg): fine for tests, results are not artistic",
-                  file=sys.stderr)
-        with tqdm(total=len(loaded), unit="pair", desc=f"gatys rank {rank}", disable=None) as bar:
-            rendered, batch_failed = gatys_run.render_all(
-                loaded, cfg, out, device, rank, report=lambda line: print(line, file=sys.stderr, flush=True),
-                progress_bar=bar)
-        failed += batch_failed
+    if cfg.random_vgg and state.is_main_process and loaded:
+        print("warning: random VGG-19 weights (--random_vgg): fine for tests, results are not artistic",
+              file=sys.stderr, flush=True)
+    # one stream per job: rank 0 counts every rank's finished pairs (their JSON files in OUT)
+    progress = Progress(len(todo_all), desc="gatys", unit="pair", enabled=state.is_main_process)
+    finished = lambda: sum(1 for p in todo_all if gatys_run.is_done(out, p)) if state.is_main_process else 0
+    with progress:
+        rendered, batch_failed = gatys_run.render_all(
+            loaded, cfg, out, device, rank, report=lambda line: print(line, file=sys.stderr, flush=True),
+            on_batch=lambda n: progress.update(finished() - progress.done),
+            on_eval=lambda n, loss: progress.update(0, f"evaluation {n}, loss {loss:.4g}"))
+    failed += batch_failed
 
     done_before = len(mine) - len(todo)
     counts = torch.tensor([rendered, done_before, len(failed)], device=device)
     total = reduce(counts, "sum").tolist() if world > 1 else counts.tolist()
+    total[2] += len(refused)
     print(f"rank {rank}: rendered {rendered}, already done {done_before}, failed {len(failed)} "
-          f"(of {len(mine)} pairs) -> {out}")
+          f"(of {len(mine)} pairs) -> {out}", flush=True)
     if state.is_main_process and world > 1:
-        print(f"all ranks: rendered {total[0]}, already done {total[1]}, failed {total[2]} of {len(pairs)} pairs")
+        print(f"all ranks: rendered {total[0]}, already done {total[1]}, failed {total[2]} of "
+              f"{len(pairs) + len(refused)} pairs", flush=True)
     cli.end_distributed()
     if total[2] and total[0] + total[1] == 0:
         raise BrushworkError(f"every pair failed ({total[2]}); see the lines above")
     return 0
 
 
-def help_text():
-    return config.help_text(__doc__, GatysConfig, "gatys", "default",
-                            "  --preset             default or paper (or a TOML path)")
-
+COMMAND = cli.Command(GatysConfig, main, __doc__, presets="gatys", default_preset="default")
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, help_text=help_text))
+    sys.exit(cli.main(COMMAND))

@@ -1,0 +1,93 @@
+"""Applying a network to a folder (or shard split) of images: what translate and stylize share.
+
+Ranks split the images (``accelerate launch``); images of one size are batched; outputs keep the
+input's relative name (as .png) and are skipped on a rerun unless ``--overwrite``; unreadable
+inputs are skipped with a line; the resolved config goes into the output folder; with
+``--results_html`` an ``index.html`` shows input | output (| a second output) per image.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+import torch
+from PIL import Image
+
+from . import cli, config, results_page
+from .data import image_source
+from .errors import BrushworkError, ImageError
+from .fileio import inside
+from .images import save_image
+from .progress import Progress
+from .translate import size_batches, test_scale
+
+Forward = Callable[[list[Image.Image]], list[Image.Image]]
+
+
+def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, title: str,
+                 second: tuple[str, Forward] | None = None) -> int:
+    """Run ``forward`` (a batch of same-size images → results) over ``cfg.input`` into ``cfg.out``.
+
+    ``second``: (name, function of the results) for an extra output saved under ``out/{name}/``
+    (translate's reconstruction). Returns the exit code; raises if no input could be read.
+    """
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    everything = image_source(cfg.input, cfg.split, domain)
+    out = Path(cfg.out)
+    items = everything[state.process_index::state.num_processes]
+    output = lambda it, sub=None: inside(out / sub if sub else out, it.name, "output name")
+    todo = [it for it in items if cfg.overwrite or not output(it).exists()]
+    if state.is_main_process:
+        print(f"weights: {used}", flush=True)
+        out.mkdir(parents=True, exist_ok=True)
+        config.write_resolved(cfg, out, f"{tool}_config.toml")
+    cli.started()
+    scale = cfg.test_scale()
+    load = lambda it: test_scale(it.load(cfg.max_pixels), scale, cfg.load_size)
+    if cfg.results_html:  # outputs from an earlier run need their input on the page too
+        for it in items:
+            if it not in todo and not output(it, "index_inputs").exists():
+                try:
+                    save_image(load(it), output(it, "index_inputs"))
+                except ImageError:
+                    pass
+    loaded, failed = [], 0
+    for it in todo:
+        try:
+            loaded.append((it, load(it)))
+        except ImageError as e:
+            print(f"skipped: {e}", file=sys.stderr, flush=True)
+            failed += 1
+    with Progress(len(loaded), desc=tool, unit="img", enabled=state.is_main_process) as progress:
+        for group in size_batches(loaded, lambda pair: pair[1].size, cfg.batch_size):
+            results = forward([img for _, img in group])
+            extra = second[1](results) if second else [None] * len(group)
+            for (it, img), result, more in zip(group, results, extra):
+                save_image(result, output(it))
+                if cfg.results_html:
+                    save_image(img, output(it, "index_inputs"))
+                if more is not None:
+                    save_image(more, output(it, second[0]))
+            progress.update(len(group))
+    print(f"rank {state.process_index}: {tool}: {len(loaded)} image(s) into {out}"
+          + (f", {len(items) - len(todo)} already there" if len(items) > len(todo) else "")
+          + (f", {failed} unreadable" if failed else ""), flush=True)
+    cli.end_distributed()
+    if cfg.results_html and state.is_main_process:
+        columns = ("input", "output") + ((second[0],) if second else ())
+        rows = []
+        for it in everything:
+            if output(it).exists():
+                row = {"name": it.name, "input": output(it, "index_inputs"), "output": output(it)}
+                if second:
+                    row[second[0]] = output(it, second[0])
+                rows.append(row)
+        page = results_page.write(out, rows, title, columns, note=f"weights: {used}")
+        print(f"results page: {page} ({len(rows)} images)")
+    if failed and not loaded and len(items) == len(todo):
+        raise BrushworkError(f"none of the {failed} input image(s) could be read; see the lines above")
+    return 0

@@ -1,0 +1,92 @@
+"""Configs of the data stage: synthetic data, image checks, downloads, sharding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import Config, setting
+from ..errors import ConfigError
+
+DEFAULT_MAX_PIXELS = 80_000_000  # ~9000 x 9000: past this, decoding alone takes GBs of memory
+
+
+@dataclass(frozen=True)
+class SynthConfig(Config):
+    """``data_prep/synth.py``: a synthetic unpaired dataset with a known mapping."""
+
+    out: str = setting("data/raw/synth", "output folder (trainA trainB testA testB inside)")
+    n_train: int = setting(32, "training images per domain", min=1, max=1_000_000)
+    n_test: int = setting(8, "test images per domain", min=0, max=1_000_000)
+    size: int = setting(64, "image side in pixels", min=8, max=4096)
+    seed: int = setting(0, "dataset seed (same seed, same bytes)", min=0)
+
+
+@dataclass(frozen=True)
+class CheckImagesConfig(Config):
+    """``data_prep/check_images.py``: run every image through the validator."""
+
+    folders: tuple[str, ...] = setting((), "folders (or files) to check, recursively", positional=True)
+    max_pixels: int = setting(DEFAULT_MAX_PIXELS, "refuse images with more pixels than this (decompression "
+                                                  "bombs)", min=1)
+
+
+@dataclass(frozen=True)
+class DownloadConfig(Config):
+    """``data_prep/download.py``: fetch and extract an original CycleGAN dataset."""
+
+    name: str = setting("monet2photo", "dataset: monet2photo, cezanne2photo, ukiyoe2photo, vangogh2photo, ...",
+                        positional=True)
+    dest: str = setting("data/raw", "folder to put {name}.zip and the extracted {name}/ in")
+    url: str = setting("", "download from this URL instead of the official one (a mirror)")
+    from_path: str = setting("", "use this local zip or folder instead of downloading", alias="from")
+    retries: int = setting(3, "retries after a failed transfer (with backoff), resuming each time", min=0, max=50)
+    keep_zip: bool = setting(True, "keep the zip after extracting it")
+    model: str = setting("", "fetch released weights by name instead of a dataset (style_monet, vgg19, ...: the "
+                             "same as python -m brushwork.pretrained NAME)")
+
+
+@dataclass(frozen=True)
+class PretrainedConfig(Config):
+    """``python -m brushwork.pretrained``: released CycleGAN generators, VGG and Inception weights."""
+
+    names: tuple[str, ...] = setting((), "what to fetch: a released CycleGAN model (style_monet, monet2photo, "
+                                         "...), vgg16, vgg19 or inception; see --list", positional=True)
+    list: bool = setting(False, "list every known name with its URL and where it goes, then exit")
+    dest: str = setting("", "folder for the files (default: the torch hub cache, where torchvision and "
+                            "brushwork look for them)")
+    url: str = setting("", "fetch from this base URL instead of the official one (a mirror holding the same "
+                           "file names)")
+    from_path: str = setting("", "use this local file instead of downloading (one name only)", alias="from")
+    retries: int = setting(3, "retries after a failed transfer (with backoff), resuming each time", min=0, max=50)
+
+
+@dataclass(frozen=True)
+class ShardConfig(Config):
+    """``data_prep/shard.py``: images → validated WebDataset shards."""
+
+    input: str = setting("", "dataset folder or .zip in the original layout (trainA trainB testA testB)",
+                         positional=True)
+    out: str = setting("", "output folder or fsspec URL, e.g. data/shards/monet2photo or s3://bucket/monet2photo")
+    a: str = setting("", "your own domain-A training folder (instead of INPUT)")
+    b: str = setting("", "your own domain-B training folder (instead of INPUT)")
+    test_a: str = setting("", "optional domain-A test folder (with --a/--b)")
+    test_b: str = setting("", "optional domain-B test folder (with --a/--b)")
+    samples_per_shard: int = setting(64, "images per shard (any number of ranks and workers can read any shard "
+                                         "count)", min=1, max=1_000_000)
+    max_shard_bytes: int = setting(0, "also start a new shard past this many source bytes (0: no limit)", min=0)
+    max_side: int = setting(0, "downscale so the longer side is at most this many pixels (0: keep)", min=0,
+                            max=65535)
+    max_pixels: int = setting(DEFAULT_MAX_PIXELS, "refuse images with more pixels than this (decompression bombs)",
+                              min=1)
+    workers: int = setting(1, "processes writing shards in parallel", min=1, max=512)
+    job_index: int = setting(0, "this job's index in an array of num_jobs (SLURM_ARRAY_TASK_ID)", min=0)
+    num_jobs: int = setting(1, "jobs sharing the work; the manifest is written by a final run with 1 job", min=1)
+    manifest_only: bool = setting(False, "write nothing but check all shards and write the manifest")
+    overwrite: bool = setting(False, "out holds shards of other input or settings: delete them and rebuild")
+
+    def check(self) -> None:
+        if self.job_index >= self.num_jobs:
+            raise ConfigError(f"--job_index must be below --num_jobs ({self.num_jobs}); got {self.job_index}")
+        if 0 < self.max_side < 8:
+            raise ConfigError(f"--max_side {self.max_side} would shrink every image to a few pixels; give 0 "
+                              "(keep) or at least 8")

@@ -1,0 +1,169 @@
+"""Configs of the eval stage: translate, stylize, grids, loss plots, FID/KID and the survey."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..config import Config, setting
+from ..errors import ConfigError
+from .data import DEFAULT_MAX_PIXELS
+
+TestScale = Literal["none", "resize", "scale_width", "scale_shorter_side", "scale_longer_side"]
+
+
+@dataclass(frozen=True)
+class ApplyConfig(Config):
+    """What applying a trained network to a folder shares: inputs, outputs, batching, test-time scale."""
+
+    input: str = setting("", "folder (or file) of images, or a shard root (with --split/--domain)")
+    out: str = setting("", "output folder (names keep the input's relative path, as .png)")
+    batch_size: int = setting(4, "images of one size translated together", min=1, max=4096)
+    split: Literal["train", "test"] = setting("test", "with a shard root as --input: which split")
+    preprocess: TestScale | None = setting(
+        None, "test-time scale before the network: none (full resolution), resize (load_size x load_size, as "
+              "the original test.py), scale_width, scale_shorter_side, scale_longer_side (aspect kept); default: "
+              "none, or scale_width when --load_size is given")
+    load_size: int | None = setting(None, "the size --preprocess scales to", min=8, max=65536)
+    overwrite: bool = setting(False, "replace outputs that already exist (default: skip them, so a rerun "
+                                     "finishes the rest)")
+    results_html: bool = setting(False, "also write OUT/index.html: one row per image, input | output, like the "
+                                        "original test.py page")
+    device: str = setting("", "cpu, cuda or cuda:N (default: the process's accelerator device)")
+    max_pixels: int = setting(DEFAULT_MAX_PIXELS, "skip input images with more pixels than this", min=1)
+
+    def test_scale(self) -> str:
+        """The effective --preprocess."""
+        if self.preprocess is not None:
+            return self.preprocess
+        return "scale_width" if self.load_size else "none"
+
+    def check(self) -> None:
+        if self.preprocess not in (None, "none") and self.load_size is None:
+            raise ConfigError(f"--preprocess {self.preprocess} needs --load_size N (the size to scale to)")
+        if self.preprocess == "none" and self.load_size is not None:
+            raise ConfigError("--load_size has no effect with --preprocess none; drop one of them")
+
+
+@dataclass(frozen=True)
+class TranslateConfig(ApplyConfig):
+    """``eval/translate.py``: translate images with a trained or released CycleGAN generator."""
+
+    run: str = setting("", "a run dir (its newest checkpoint, or --step N), an exported/original generator .pth",
+                       positional=True)
+    model: str = setting("", "a released model by name instead of RUN (style_monet, monet2photo, ...; fetched "
+                             "with python -m brushwork.pretrained)")
+    step: int | None = setting(None, "with a run dir: use the checkpoint of this step (default: the newest)", min=0)
+    direction: Literal["AtoB", "BtoA"] = setting("AtoB", "AtoB uses G_A (painting -> photo in monet2photo), BtoA "
+                                                         "uses G_B (photo -> painting)")
+    domain: Literal["A", "B"] | None = setting(None, "with a shard root as --input: which domain (default: the "
+                                                     "direction's source)")
+    reconstruct: bool = setting(False, "also translate back (needs a run dir or a models.pt): adds the "
+                                       "reconstruction to the results page and saves it under OUT/reconstructed/")
+    winograd: bool = setting(True, "ResNet-block convs as Winograd on CPU (same weights; faster)")
+
+    def check_inputs(self) -> None:
+        if bool(self.run) == bool(self.model):
+            raise ConfigError("give RUN (a run dir or a .pth file) or --model NAME, exactly one")
+
+
+@dataclass(frozen=True)
+class StylizeConfig(ApplyConfig):
+    """``eval/stylize.py``: apply a trained fast-style network, full resolution, batched by size."""
+
+    run: str = setting("", "a fast-style run dir (its newest checkpoint, or --step N) or an exported .pth",
+                       positional=True)
+    step: int | None = setting(None, "with a run dir: use the checkpoint of this step (default: the newest)", min=0)
+    style_index: int = setting(0, "which style of a multi-style network", min=0)
+    style_mix: tuple[float, ...] = setting((), "blend the styles of a multi-style network with these weights, "
+                                               "e.g. 0.3,0.7 (overrides --style_index)", min=0)
+    onnx: str = setting("", "also export the network to this ONNX file (dynamic height/width) and check it "
+                            "against torch with onnxruntime")
+    domain: Literal["A", "B"] = setting("B", "with a shard root as --input: which domain")
+
+    def check(self) -> None:
+        super().check()
+        if self.style_mix and sum(self.style_mix) <= 0:
+            raise ConfigError("--style_mix weights must not all be zero")
+
+    def check_inputs(self) -> None:
+        if not self.run:
+            raise ConfigError("give RUN: a fast-style run dir or an exported .pth file")
+
+
+@dataclass(frozen=True)
+class GridsConfig(Config):
+    """``eval/grids.py``: labelled sample grids of trained runs (and the methods side by side)."""
+
+    runs: tuple[str, ...] = setting((), "CycleGAN run dirs (and with --compare: fast-style run dirs and Gatys "
+                                        "render folders)", positional=True)
+    out: str = setting("grids", "output folder")
+    rows: int = setting(4, "test images per grid", min=1, max=256)
+    seed: int = setting(0, "which test images (seeded choice)", min=0)
+    size: int = setting(256, "side of each square cell in pixels", min=16, max=4096)
+    data: str = setting("", "test images: a shard root or a folder with testA/ testB/ (default: each run's data)")
+    step: int | None = setting(None, "use the checkpoints of this step (default: each run's newest)", min=0)
+    compare: bool = setting(False, "one grid of the methods side by side on the same photos: Gatys renders, "
+                                   "fast-style outputs and CycleGAN translations (one column per run)")
+    content: str = setting("", "with --compare: the photos (a folder; default: the first CycleGAN run's testB)")
+
+
+@dataclass(frozen=True)
+class PlotsConfig(Config):
+    """``eval/plots.py``: the loss curves of a run (Fig. 8)."""
+
+    run: str = setting("", "run dir with tb/ event files", positional=True)
+    out: str = setting("", "the PNG (default: RUN/losses.png)")
+
+
+@dataclass(frozen=True)
+class FIDConfig(Config):
+    """``eval/fid.py``: FID and KID between generated and real images."""
+
+    fake: str = setting("", "generated images: a folder, or a shard root (with --split/--domain)")
+    real: str = setting("", "real images: a folder, or a shard root")
+    split: Literal["train", "test"] = setting("test", "split of a shard root")
+    domain: Literal["A", "B"] = setting("A", "domain of a shard root")
+    inception_weights: str = setting("", "torchvision Inception-v3 weights (default: the torch hub cache)")
+    random_features: bool = setting(False, "a fixed random feature net instead of Inception (tests only; the "
+                                           "numbers compare with nothing)")
+    batch_size: int = setting(32, "images per forward pass", min=1, max=4096)
+    kid_subsets: int = setting(10, "KID: random subsets averaged", min=1, max=10_000)
+    kid_subset_size: int = setting(1000, "KID: images per subset (capped by the smaller set)", min=2)
+    out: str = setting("", "also write the numbers to this JSON file")
+
+
+@dataclass(frozen=True)
+class SurveyBuildConfig(Config):
+    """``eval/survey.py build``: the real/fake survey package to send out."""
+
+    fakes: str = setting("", "generated images (CycleGAN translations, Gatys renders, fast-style outputs, ...)")
+    reals: str = setting("", "real images")
+    out: str = setting("survey", "the package folder (must be new or empty); the key goes beside it")
+    n: int = setting(10, "images of each kind", min=1, max=10_000)
+    size: int = setting(256, "side of the square images shown", min=32, max=4096)
+    quality: int = setting(90, "JPEG quality of every image", min=1, max=100)
+    seed: int = setting(0, "seed of the choice, order and ids", min=0)
+    title: str = setting("Real or generated?", "page title")
+    zip: bool = setting(False, "also write OUT.zip (the key is never in it)")
+
+
+@dataclass(frozen=True)
+class SurveyScoreConfig(Config):
+    """``eval/survey.py score``: per-image percentages, the fooled rate and rater accuracy."""
+
+    key: str = setting("", "the answer key written by build (survey_key.json)", positional=True)
+    responses: tuple[str, ...] = setting((), "saved response .json files and/or Google Forms .csv exports",
+                                         positional=True)
+    out: str = setting("survey_results", "output folder")
+
+
+@dataclass(frozen=True)
+class SurveySimulateConfig(Config):
+    """``eval/survey.py simulate``: synthetic responses, a dry run of the scorer."""
+
+    key: str = setting("", "the answer key written by build", positional=True)
+    raters: int = setting(14, "synthetic raters", min=1, max=100_000)
+    out: str = setting("survey_responses", "output folder")
+    accuracy: float = setting(0.6, "probability a rater is right", min=0, max=1)
+    seed: int = setting(0, "seed", min=0)

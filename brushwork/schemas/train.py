@@ -1,0 +1,125 @@
+"""Configs of the trainers: what every training loop shares, then CycleGAN's and fast style's own fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..config import Config, setting
+from ..errors import ConfigError
+
+Precision = Literal["no", "bf16", "fp16"]
+Tracker = Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive", "swanlab", "trackio",
+                  "none"]
+Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+
+
+@dataclass(frozen=True)
+class TrainConfig(Config):
+    """The loop's settings, the same for every trainer: data, run dir, schedule, cadence, precision."""
+
+    data: str = setting("", "shard root of the dataset: a folder or an fsspec URL such as s3://bucket/monet2photo")
+    run_dir: str = setting("", "run folder: config.toml, checkpoints/, tb/, samples/, export/")
+    resume: str = setting("", "'auto' continues from run_dir's newest checkpoint (a fresh start if there is "
+                              "none); or a checkpoints/step_N folder")
+    max_steps: int | None = setting(None, "stop after this many global steps (none: train the whole schedule)", min=1)
+    epochs: int = setting(100, "epochs at the initial learning rate", min=0)
+    epochs_decay: int = setting(100, "epochs of linear decay to zero after that", min=0)
+    batch_size: int = setting(1, "images per step per process", min=1, max=4096)
+    num_workers: int = setting(2, "data loader worker processes per process (rank)", min=0, max=64)
+    shuffle_buffer: int = setting(256, "sample shuffle buffer per data stream", min=1, max=1_000_000)
+    checkpoint_every: int = setting(1000, "save a checkpoint every N global steps (and at each epoch end)", min=1)
+    keep_last: int = setting(3, "checkpoints to keep (older ones are deleted)", min=1)
+    sample_every: int = setting(500, "write a labelled sample grid to the tracker and samples/ every N steps", min=1)
+    log_every: int = setting(50, "log losses every N steps (a plain line when output is not a terminal)", min=1)
+    log_with: tuple[Tracker, ...] = setting(("tensorboard",), "experiment trackers (any accelerate supports, if "
+                                            "installed), comma-separated; none for no tracker")
+    mixed_precision: Precision | None = setting(
+        None, "autocast dtype; none: what accelerate launch (or its --config_file) says, else no. bf16/fp16 pay off "
+              "on GPUs only")
+    compile: bool | None = setting(
+        None, "torch.compile the networks (inductor); none: what accelerate launch --dynamo_backend says, else off")
+    seed: int = setting(0, "seed for init, data order and augmentation", min=0)
+    deterministic: bool = setting(False, "deterministic kernels (exact resume on GPUs too; slower)")
+    vgg_weights: str = setting("", "VGG weights file for the perceptual losses (default: the torch hub cache)")
+    random_vgg: bool = setting(False, "random VGG weights for the perceptual losses (tests and demos only)")
+
+    def check(self) -> None:
+        if "none" in self.log_with and len(self.log_with) > 1:
+            raise ConfigError("--log_with none cannot be combined with a tracker; give one or the other")
+
+
+@dataclass(frozen=True)
+class CycleGANConfig(TrainConfig):
+    """``train/cyclegan.py``: defaults are the paper's / the original code's (resnet_9blocks, LSGAN, pool 50)."""
+
+    domain: str = setting("monet", "dataset name: monet, cezanne, ukiyoe, vangogh or your own (picks "
+                                   "configs/cyclegan/{domain}.toml if there is one)")
+    preprocess: Preprocess = setting("resize_and_crop", "training transform, as the original --preprocess: "
+                                     "resize_and_crop (load_size square, random crop_size crop), crop (random "
+                                     "crop_size crop at full size), scale_width (width to crop_size), "
+                                     "scale_width_and_crop (width to load_size, random crop_size crop), none "
+                                     "(full size, sides rounded down to a multiple of 4)")
+    load_size: int = setting(286, "resize (or scale the width) to this before cropping", min=8, max=16384)
+    crop_size: int = setting(256, "random crop size: the training resolution", min=8, max=16384)
+    no_flip: bool = setting(False, "turn off random horizontal flips")
+    ngf: int = setting(64, "generator width (filters in its first conv)", min=1, max=1024)
+    ndf: int = setting(64, "discriminator width", min=1, max=1024)
+    n_blocks: int = setting(9, "ResNet blocks in each generator (6 or 9 in the original)", min=1, max=64)
+    n_layers_d: int = setting(3, "PatchGAN layers (3 gives the 70x70 receptive field)", min=1, max=8)
+    init_type: Literal["normal", "xavier", "kaiming", "orthogonal"] = setting("normal", "weight init")
+    init_gain: float = setting(0.02, "std (normal) or gain of the weight init", min=0)
+    gan_mode: Literal["lsgan", "vanilla"] = setting("lsgan", "adversarial loss")
+    lambda_a: float = setting(10.0, "weight of the cycle loss A -> B -> A", min=0)
+    lambda_b: float = setting(10.0, "weight of the cycle loss B -> A -> B", min=0)
+    lambda_identity: float = setting(0.5, "identity loss weight, as a fraction of lambda_a / lambda_b", min=0)
+    lambda_perceptual: float = setting(0.0, "weight of a VGG-19 perceptual cycle loss (0: off, as in the paper)", min=0)
+    pool_size: int = setting(50, "image pool of past fakes per discriminator and process (0: none)", min=0,
+                             max=100_000)
+    lr: float = setting(2e-4, "Adam learning rate", min=0)
+    beta1: float = setting(0.5, "Adam beta1", min=0, max=0.999999)
+    beta2: float = setting(0.999, "Adam beta2", min=0, max=0.999999)
+    winograd: bool = setting(True, "ResNet-block convs as Winograd F(4x4,3x3) on CPU in fp32: faster steps, same "
+                                   "weights, same maths up to float rounding; no effect on GPUs")
+
+    def check(self) -> None:
+        super().check()
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
+            raise ConfigError(f"--crop_size {self.crop_size} is larger than --load_size {self.load_size}: with "
+                              f"--preprocess {self.preprocess} the crop is taken from the resized image; lower "
+                              "--crop_size or raise --load_size")
+
+
+@dataclass(frozen=True)
+class FastStyleConfig(TrainConfig):
+    """``train/fast_style.py``: a feed-forward style network (Johnson et al. 2016), one or several styles."""
+
+    style: tuple[str, ...] = setting((), "style image(s): a.jpg or a.jpg,b.jpg (several styles: one network "
+                                         "with conditional instance norm)")
+    domain: Literal["A", "B"] = setting("B", "which domain of the shards holds the content photos (B: photos in "
+                                             "the original datasets)")
+    size: int = setting(256, "training resolution: content images are resized and centre-cropped to size x size",
+                        min=16, max=4096)
+    style_size: int | None = setting(None, "resize each style image so its longer side is this (none: as it is, "
+                                           "up to 1024 px)", min=16, max=8192)
+    width: int = setting(32, "channels of the network's first conv (32: the paper; 8-16 for quick tries)", min=2,
+                         max=512)
+    loss_network: Literal["vgg16", "vgg19"] = setting("vgg16", "loss network (torchvision weights by name)")
+    content_layers: tuple[str, ...] = setting(("relu2_2",), "feature reconstruction (content) layers")
+    style_layers: tuple[str, ...] = setting(("relu1_2", "relu2_2", "relu3_3", "relu4_3"), "style (Gram) layers")
+    style_layer_weights: tuple[float, ...] = setting((), "weight per style layer (empty: 1 each)", min=0)
+    content_weight: float = setting(1e5, "weight of the content loss", min=0)
+    style_weight: float = setting(1e10, "weight of the style loss", min=0)
+    tv_weight: float = setting(0.0, "weight of the total-variation loss", min=0)
+    lr: float = setting(1e-3, "Adam learning rate", min=0)
+    beta1: float = setting(0.9, "Adam beta1", min=0, max=0.999999)
+    beta2: float = setting(0.999, "Adam beta2", min=0, max=0.999999)
+    epochs: int = setting(2, "epochs over the content photos at the initial learning rate", min=0)
+    epochs_decay: int = setting(0, "epochs of linear decay to zero after that", min=0)
+    batch_size: int = setting(4, "content images per step per process", min=1, max=4096)
+
+    def check(self) -> None:
+        super().check()
+        if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
+            raise ConfigError(f"{len(self.style_layers)} --style_layers but {len(self.style_layer_weights)} "
+                              "--style_layer_weights; give one weight per layer or none")

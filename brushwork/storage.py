@@ -1,0 +1,56 @@
+"""Where shards live: a local folder or any fsspec URL (s3://, gs://, http(s)://, memory://).
+
+Object storage is an optional extra (``pip install 'brushwork[s3]'`` for s3fs). For ``s3://`` the
+endpoint and credentials come from the usual AWS settings: ``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY`` (or a profile), ``AWS_DEFAULT_REGION``, and ``AWS_ENDPOINT_URL_S3`` or
+``AWS_ENDPOINT_URL`` for S3-compatible stores (MinIO, Ceph, a local test server).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import BrushworkError
+
+EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"),
+          "az": ("adlfs", "azure"), "abfs": ("adlfs", "azure")}
+
+
+def protocol_of(url: str) -> str:
+    return str(url).split("://", 1)[0].lower() if "://" in str(url) else "file"
+
+
+def storage_options(url: str) -> dict:
+    """Options fsspec needs beyond the URL (an S3 endpoint from the environment)."""
+    if protocol_of(url) in ("s3", "s3a"):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+    return {}
+
+
+def filesystem(url: str):
+    """(fsspec filesystem, path inside it) for ``url``; one clear line when it cannot be reached at all."""
+    import fsspec
+
+    protocol = protocol_of(url)
+    try:
+        return fsspec.core.url_to_fs(str(url), **storage_options(url))
+    except ImportError:
+        package, extra = EXTRAS.get(protocol, (f"the fsspec backend for {protocol}://", ""))
+        hint = f"pip install 'brushwork[{extra}]'" if extra else f"install {package}"
+        raise BrushworkError(f"{url}: {protocol}:// storage needs {package}; {hint}") from None
+    except ValueError as e:
+        if "Protocol not known" in str(e) or "not known" in str(e):
+            raise BrushworkError(f"{url}: unknown storage protocol {protocol}://; use a local path or a URL "
+                                 "such as s3://bucket/path, gs://bucket/path, https://host/path") from None
+        raise
+
+
+def open_url(url: str, mode: str = "rb", **kwargs):
+    """``fsspec.open`` with the same clear errors and storage options as ``filesystem``."""
+    fs, path = filesystem(url)
+    return fs.open(path, mode, **kwargs)
+
+
+def join(root: str, *parts: str) -> str:
+    return "/".join([str(root).rstrip("/"), *parts])

@@ -1,0 +1,286 @@
+"""The training loop every trainer shares: resume, data position, schedule, logging, samples, checkpoints, signals.
+
+A trainer (``CycleGANTrainer``, ``FastStyleTrainer``) owns its networks, optimisers, scaler and
+per-rank state and offers a small interface: ``step(batch) -> (losses, images)``, ``set_lr``,
+``state_dict()`` / ``load_state_dict()`` (the checkpoint parts ``models``, ``optim``, ``rank``),
+``export(run_dir, info)``, ``sample(images) -> (columns, labels)``, ``summary(losses)`` and its
+``arch`` (the settings a checkpoint must match). ``TrainingLoop`` owns the counters (step, images
+seen, data position) and does the rest, the same way for every trainer:
+
+* the run dir belongs to one run (no ``--resume`` where checkpoints exist is refused);
+* resume restores everything; on another world size the data order restarts, the LR continues;
+* the LR follows images seen (``schedule``), so every rank agrees on it;
+* every ``log_every`` steps: losses averaged over ranks to the trackers, and one progress line
+  (a tqdm bar on a terminal); every ``sample_every``: a labelled grid to ``samples/`` and the tracker;
+* a checkpoint (and a refreshed ``export/``) every ``checkpoint_every`` steps, at each epoch end,
+  at the end, and on SIGTERM/SIGUSR1 (cluster preemption), after which the run exits 0.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from . import checkpoint, cli, schedule
+from .grids import labelled_grid
+from .images import to_unit_tensor
+from .progress import Progress
+
+SIGNAL_CHECK_EVERY = 10  # ranks agree on a preemption signal every N steps (one tiny all-reduce)
+
+
+class Trainer(Protocol):
+    arch: dict
+    data_domains: tuple[str, ...]
+
+    def step(self, batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]: ...
+    def set_lr(self, lr: float) -> None: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+    def export(self, run_dir: Path, info: dict) -> Path: ...
+    def sample(self, images: dict) -> tuple[list[torch.Tensor], list[str]]: ...
+    def summary(self, losses: dict[str, float]) -> str: ...
+
+
+def fingerprint(net: torch.nn.Module) -> torch.Tensor:
+    """(Σw, Σw²) over all parameters in float64: equal on every rank iff DDP kept them in sync."""
+    with torch.no_grad():
+        flat = torch.cat([p.detach().double().flatten() for p in net.parameters()])
+        return torch.stack([flat.sum(), flat.square().sum()]).cpu()
+
+
+@dataclass
+class Counters:
+    """Where training stands; all of it goes into ``meta.json``."""
+
+    step: int = 0
+    images_seen: int = 0        # global count: the LR and epoch follow it
+    data_seed: int = 0          # the stream's seed (changes when the world size does)
+    data_batches: int = 0       # batches this stream layout has delivered: the data position
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "images_seen": self.images_seen, "data_seed": self.data_seed,
+                "data_batches": self.data_batches}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
+        self.data_seed, self.data_batches = int(state["data_seed"]), int(state["data_batches"])
+
+
+class TrainingLoop:
+    """One run of a trainer: ``resume()``, then ``run(loader_factory)``; see the module docstring."""
+
+    def __init__(self, trainer: Trainer, cfg, accelerator, run_dir: Path, *, name: str, config_dict: dict):
+        self.trainer, self.cfg, self.acc = trainer, cfg, accelerator
+        self.run_dir, self.name, self.config_dict = Path(run_dir), name, config_dict
+        self.rank, self.world = accelerator.process_index, accelerator.num_processes
+        self.counters = Counters(data_seed=cfg.seed)
+        self.global_batch = cfg.batch_size * self.world
+        self.stop_signals: list[int] = []
+        self.progress: Progress | None = None
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """The checkpoint: the trainer's parts plus meta (counters, world, architecture, config)."""
+        state = self.trainer.state_dict()
+        meta = {**self.counters.state_dict(), "world": self.world, "batch_size": self.cfg.batch_size,
+                "epoch": schedule.epoch_of(self.counters.images_seen, self.epoch_images), "arch": self.trainer.arch,
+                "config": self.config_dict}
+        return {"meta": meta, **state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.trainer.load_state_dict(state)
+        self.counters.load_state_dict(state["meta"])
+
+    def resume(self) -> Path | None:
+        """Apply the run-dir rule and ``--resume``; returns the checkpoint resumed from (None: a fresh start)."""
+        checkpoint.claim_run_dir(self.run_dir, self.cfg.resume)
+        path = checkpoint.resolve(self.run_dir, self.cfg.resume)
+        if path is None:
+            return None
+        state = checkpoint.load(path, self.rank)
+        checkpoint.check_compatible(state["meta"], self.trainer.arch, path)
+        self.load_state_dict(state)
+        meta = state["meta"]
+        if meta.get("world") != self.world or meta.get("batch_size") != self.cfg.batch_size:
+            # the stream is laid out per rank: with another world size it restarts, freshly shuffled
+            self.note(f"resuming with {self.world} process(es) x batch {self.cfg.batch_size} (checkpoint: "
+                      f"{meta.get('world')} x {meta.get('batch_size')}): the data order restarts; the LR schedule "
+                      "continues")
+            self.counters.data_seed, self.counters.data_batches = self.cfg.seed + 1 + self.counters.step, 0
+        return path
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def note(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress.write(line)
+        elif self.acc.is_main_process:
+            print(line, flush=True)
+
+    def run(self, loader, steps_per_epoch: int, describe: str = "") -> bool:
+        """Train to the end of the schedule (or --max_steps); returns True if stopped by a signal.
+
+        ``loader`` must start at the data position of ``counters`` (built after ``resume``).
+        """
+        from .data import batches as loader_batches
+
+        cfg, c = self.cfg, self.counters
+        self.epoch_images = steps_per_epoch * self.global_batch
+        epochs = cfg.epochs + cfg.epochs_decay
+        total_steps = math.ceil(schedule.total_images(self.epoch_images, cfg.epochs, cfg.epochs_decay) / self.global_batch)
+        end_step = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
+        self.note(f"training {self.name}: {self.world} process(es) x batch {cfg.batch_size} on {self.acc.device}, "
+                  f"{steps_per_epoch} steps/epoch, step {c.step} -> {end_step} of {total_steps}; run dir "
+                  f"{self.run_dir}" + (f"; {describe}" if describe else ""))
+        if c.step >= end_step:
+            self.note(f"already at step {c.step}: nothing to train (raise --max_steps or --epochs to continue)")
+            return False
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(sig, lambda signum, _frame: self.stop_signals.append(signum))
+        self.progress = Progress(end_step, desc="step", unit="step", initial=c.step,
+                                 enabled=self.acc.is_main_process, every_seconds=None)
+        cli.started()
+        stream = loader_batches(loader)
+        device = self.acc.device
+        last_log, last_time = c.step, time.perf_counter()
+        stopped = False
+        try:
+            while c.step < end_step:
+                batch = next(stream)
+                batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+                lr = schedule.learning_rate(cfg.lr, c.images_seen, self.epoch_images, cfg.epochs, cfg.epochs_decay)
+                self.trainer.set_lr(lr)
+                losses, images = self.trainer.step(batch)
+                epoch_before = schedule.epoch_of(c.images_seen, self.epoch_images)
+                c.step, c.images_seen, c.data_batches = c.step + 1, c.images_seen + self.global_batch, c.data_batches + 1
+                self.progress.update(1)
+                if c.step % cfg.log_every == 0 or c.step == end_step:
+                    now = time.perf_counter()
+                    rate = (c.step - last_log) * self.global_batch * len(self.trainer.data_domains) / (now - last_time)
+                    self.log(losses, lr, rate, end_step, epochs)
+                    last_log, last_time = c.step, now
+                if c.step % cfg.sample_every == 0 or c.step == end_step:
+                    self.write_sample(images)
+                stopped = self.should_stop()
+                epoch_end = schedule.epoch_of(c.images_seen, self.epoch_images) > epoch_before
+                if stopped or epoch_end or c.step % cfg.checkpoint_every == 0 or c.step == end_step:
+                    self.save()
+                if stopped:
+                    self.note(f"stopped by signal at step {c.step}; resume with --resume auto")
+                    break
+        finally:
+            self.progress.close()
+        return stopped
+
+    def log(self, losses: dict[str, torch.Tensor], lr: float, rate: float, end_step: int, epochs: int) -> None:
+        names = list(losses)
+        values = self.acc.reduce(torch.stack([losses[k].float() for k in names]), "mean").tolist()
+        mean = dict(zip(names, values))
+        c = self.counters
+        scalars = {f"loss/{k}": v for k, v in mean.items()}
+        scalars.update({"lr": lr, "images_per_s": rate, "epoch": c.images_seen / self.epoch_images})
+        self.acc.log(scalars, step=c.step)
+        epoch = c.images_seen / self.epoch_images
+        domains = "+".join(self.trainer.data_domains)
+        fields = f"{self.trainer.summary(mean)} | lr {lr:.1e} | {rate:.1f} img/s ({domains})"
+        self.progress.line(fields, position=f"step {c.step}/{end_step} (epoch {epoch:.2f}/{epochs})")
+
+    def write_sample(self, images: dict) -> None:
+        if not self.acc.is_main_process:
+            return
+        from .images import save_image
+
+        columns, labels = self.trainer.sample(images)
+        grid = labelled_grid(columns, labels, rows=1)
+        save_image(grid, self.run_dir / "samples" / f"step_{self.counters.step:08d}.png")
+        tb = self.tensorboard()
+        if tb is not None:
+            tb.add_image("samples", to_unit_tensor(grid), self.counters.step)
+
+    def tensorboard(self):
+        try:
+            return self.acc.get_tracker("tensorboard", unwrap=True)
+        except (ValueError, AttributeError, KeyError):
+            return None
+
+    def should_stop(self) -> bool:
+        if self.world == 1:
+            return bool(self.stop_signals)
+        if self.counters.step % SIGNAL_CHECK_EVERY:  # agree on stopping without a sync every step
+            return False
+        flag = torch.tensor([float(bool(self.stop_signals))], device=self.acc.device)
+        return self.acc.reduce(flag, "max").item() > 0
+
+    def save(self) -> Path:
+        c = self.counters
+        path = checkpoint.save(self.run_dir, self.state_dict(), step=c.step, rank=self.rank,
+                               barrier=self.acc.wait_for_everyone, keep_last=self.cfg.keep_last)
+        if self.acc.is_main_process:
+            self.trainer.export(self.run_dir, {"step": c.step, "checkpoint": str(path), "arch": self.trainer.arch,
+                                               "name": self.name})
+        self.note(f"checkpoint: {path} (step {c.step}; export/ refreshed)")
+        return path
+
+
+# ---------------------------------------------------------------------------------------------
+# A training run, start to end: what every train/*.py script does around its own trainer
+
+
+def launch(cfg):
+    """(accelerator, cfg with the effective precision/compile): accelerate's settings unless a flag says otherwise."""
+    from . import accel
+
+    settings = accel.resolve(cfg.mixed_precision, cfg.compile, torch.cuda.is_available())
+    cfg = cfg.replace(mixed_precision=settings.mixed_precision, compile=settings.compile)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    accelerator = accel.build_accelerator(settings, cfg.log_with, cfg.run_dir)
+    for note in settings.notes:
+        accelerator.print(note)
+    return accelerator, cfg
+
+
+def start_trackers(accelerator, cfg, resumed_step: int | None) -> None:
+    """One tracker run per run dir: TensorBoard appends to tb/, dropping the steps a resume repeats."""
+    from .config import to_toml
+
+    kwargs = {"tensorboard": {"purge_step": resumed_step + 1}} if resumed_step is not None else {}
+    accelerator.init_trackers("tb", init_kwargs=kwargs)  # no hparams: TensorBoard would add a run per start
+    if "tensorboard" in cfg.log_with and accelerator.is_main_process and resumed_step is None:
+        tb = accelerator.get_tracker("tensorboard", unwrap=True)
+        tb.add_text("config", "    " + to_toml(cfg).replace("\n", "\n    "), 0)
+
+
+def train(cfg, accelerator, trainer: Trainer, *, name: str, aug, pin_memory: bool | None = None) -> bool:
+    """Resume, build the loader at the data position, record the config, start trackers, run the loop, close.
+
+    Returns True if a signal stopped the run (it then exits 0 after its checkpoint).
+    """
+    from . import config, data
+
+    run_dir = Path(cfg.run_dir)
+    loop = TrainingLoop(trainer, cfg, accelerator, run_dir, name=name, config_dict=cfg.as_dict())
+    resumed = loop.resume()
+    c = loop.counters
+    loader, steps_per_epoch = data.train_loader(
+        cfg.data, batch_size=cfg.batch_size, rank=accelerator.process_index, world=accelerator.num_processes,
+        num_workers=cfg.num_workers, seed=c.data_seed, aug=aug, buffer=cfg.shuffle_buffer, start_batch=c.data_batches,
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory, domains=trainer.data_domains)
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.write_resolved(cfg, run_dir)
+    start_trackers(accelerator, cfg, c.step if resumed else None)
+    describe = f"precision {cfg.mixed_precision}" + (", compiled" if cfg.compile else "")
+    stopped = loop.run(loader, steps_per_epoch, describe=describe)
+    accelerator.end_training()
+    cli.end_distributed()
+    return stopped

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Stylise images with a trained fast-style network, at full resolution; optionally export it to ONNX.
+
+  python eval/stylize.py runs/fast-starry_night --input photos/ --out starry/
+  python eval/stylize.py runs/fast-wave+scream --input photos/ --out mixed/ --style_mix 0.3,0.7
+  accelerate launch eval/stylize.py runs/fast-starry_night --input data/shards/monet2photo --domain B --out out/
+  python eval/stylize.py runs/fast-starry_night/export/net.pth --input photos/ --out starry/ --onnx starry.onnx
+
+RUN is a run dir of train/fast_style.py (its newest checkpoint, or --step N) or its export/net.pth;
+the weights used are printed. A multi-style network paints with --style_index K, or blends the
+styles with --style_mix (one weight per style, e.g. 0.3,0.7: their instance-norm parameters are
+mixed). Images of one size are stylised together; ranks (accelerate launch) split them; output
+names keep the input's relative path (as .png); existing outputs are skipped unless --overwrite;
+--load_size scales first; --results_html writes OUT/index.html. OUT receives stylize_config.toml.
+
+--onnx FILE also exports the network with the chosen style fixed (input "image" in [0, 1], N x 3 x H
+x W, H and W multiples of 4, dynamic) and checks onnxruntime's output against torch's (within 1e-4)
+on the first input image and on a second size.
+"""
+
+import sys
+from functools import partial
+
+import torch
+
+from brushwork import cli
+from brushwork.apply import apply_folder
+from brushwork.data import image_source
+from brushwork.errors import BrushworkError
+from brushwork.fast_style import export_onnx, load_stylizer
+from brushwork.images import from_unit_tensor, to_unit_tensor
+from brushwork.schemas.eval import StylizeConfig
+from brushwork.translate import pad_for_network
+
+
+def style_weights(cfg: StylizeConfig, n_styles: int, names: list[str]) -> tuple[torch.Tensor, str]:
+    if cfg.style_mix:
+        if len(cfg.style_mix) != n_styles:
+            raise BrushworkError(f"--style_mix has {len(cfg.style_mix)} weights but the network has {n_styles} "
+                                 f"style(s) ({', '.join(names)})")
+        weights = torch.tensor(cfg.style_mix, dtype=torch.float32)
+        return weights / weights.sum(), "mix " + ", ".join(f"{n} {w:g}" for n, w in zip(names, cfg.style_mix))
+    if cfg.style_index >= n_styles:
+        raise BrushworkError(f"--style_index {cfg.style_index}: the network has {n_styles} style(s) "
+                             f"({', '.join(names)}): use 0..{n_styles - 1}")
+    return torch.nn.functional.one_hot(torch.tensor(cfg.style_index), n_styles).float(), names[cfg.style_index]
+
+
+@torch.no_grad()
+def stylize(net, weights: torch.Tensor, images, device) -> list:
+    x = torch.stack([to_unit_tensor(img) for img in images]).to(device)
+    padded, (h, w) = pad_for_network(x)
+    y = net(padded, weights.to(device).expand(len(images), -1))[..., :h, :w]
+    return [from_unit_tensor(t) for t in y]
+
+
+def main(cfg: StylizeConfig) -> int:
+    from accelerate import PartialState
+
+    net, used, names = load_stylizer(cfg.run, cfg.step)
+    weights, style = style_weights(cfg, net.n_styles, names)
+    used = f"{used}; style: {style}"
+    if cfg.onnx and PartialState(cpu=not torch.cuda.is_available()).is_main_process:
+        first = image_source(cfg.input, cfg.split, cfg.domain)[0].load(cfg.max_pixels)
+        check, _ = pad_for_network(to_unit_tensor(first)[None])
+        worst = export_onnx(net, weights, cfg.onnx, check)
+        print(f"onnx: {cfg.onnx} (onnxruntime matches torch within {worst:.1e} at two image sizes)", flush=True)
+    device = cfg.device or PartialState(cpu=not torch.cuda.is_available()).device  # each rank its own GPU
+    net = net.to(device)
+    return apply_folder(cfg, partial(stylize, net, weights, device=device), used, domain=cfg.domain, tool="stylize",
+                        title=f"{cfg.run}: {style}")
+
+
+COMMAND = cli.Command(StylizeConfig, main, __doc__)
+
+if __name__ == "__main__":
+    sys.exit(cli.main(COMMAND))

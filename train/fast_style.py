@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Train a feed-forward style network (Johnson et al. 2016) on the photos of any shards; one or several styles.
+
+  accelerate launch train/fast_style.py --style starry_night.jpg --data data/shards/monet2photo --domain B
+  accelerate launch train/fast_style.py --style wave.jpg,scream.jpg --data data/shards/monet2photo  # one net, 2 styles
+  accelerate launch train/fast_style.py --style starry_night.jpg --run_dir runs/fast-starry --resume auto
+  python train/fast_style.py --style s.jpg --data shards/ --random_vgg --width 8 --max_steps 50   # a smoke run
+
+The network paints a photo in one forward pass (eval/stylize.py applies it at full resolution); it is
+trained with Gatys's perceptual losses measured by VGG-16 (--loss_network vgg19 for VGG-19): content
+at relu2_2, style Grams at relu1_2, relu2_2, relu3_3, relu4_3 of the style image(s), total
+variation. Several styles train one network with conditional instance norm (one (γ, β) per style).
+Presets: configs/fast_style/default.toml (the default) and johnson.toml (the paper's recipe).
+
+The run works exactly as train/cyclegan.py's: the same loader (any number of ranks and workers),
+DDP, LR from images seen, full-state checkpoints with --resume auto (also on another number of
+processes), SIGTERM/SIGUSR1 -> checkpoint + exit 0, TensorBoard (losses, labelled samples),
+progress lines in log files, run-dir rules, config.toml and export/net.pth. VGG weights come from
+the torch hub cache (python -m brushwork.pretrained vgg16) or --vgg_weights; --random_vgg for tests.
+"""
+
+import sys
+
+from brushwork import cli, data, shards, trainer
+from brushwork.fast_style import FastStyleTrainer, style_name
+from brushwork.schemas.train import FastStyleConfig
+
+
+def main(cfg: FastStyleConfig) -> int:
+    if not cfg.data:
+        from brushwork.errors import BrushworkError
+
+        raise BrushworkError("give --data SHARDS (a shard root whose --domain holds the content photos)")
+    name = "+".join(style_name(s) for s in cfg.style) or "style"
+    cfg = cfg.replace(run_dir=cfg.run_dir or f"runs/fast-{name}")
+    shards.read_manifest(cfg.data)  # a missing dataset is one line before anything is created
+    accelerator, cfg = trainer.launch(cfg)
+    model = FastStyleTrainer(cfg, accelerator, rank=accelerator.process_index)
+    aug = data.Augment(cfg.size, cfg.size, flip=False, preprocess="center")
+    trainer.train(cfg, accelerator, model, name=f"fast style {name}", aug=aug)
+    return 0
+
+
+COMMAND = cli.Command(FastStyleConfig, main, __doc__, presets="fast_style", default_preset="default")
+
+if __name__ == "__main__":
+    sys.exit(cli.main(COMMAND))
