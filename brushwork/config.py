@@ -246,10 +246,14 @@ def coerce(value: Any, tp: Any) -> Any:
     return _coerce_scalar(value, inner)
 
 
+def _number(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
+
+
 def _bounds_text(lo: float | None, hi: float | None) -> str:
     if lo is not None and hi is not None:
-        return f"between {lo:g} and {hi:g}"
-    return f"at least {lo:g}" if lo is not None else f"at most {hi:g}"
+        return f"between {_number(lo)} and {_number(hi)}"
+    return f"at least {_number(lo)}" if lo is not None else f"at most {_number(hi)}"
 
 
 def check_value(cls: type, name: str, value: Any, label: str) -> None:

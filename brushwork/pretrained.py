@@ -146,35 +146,38 @@ def cyclegan_model(name: str) -> Path:
     return w.path
 
 
-def _main() -> int:
-    import sys
-
-    from . import cli
+def run(cfg) -> int:
+    """The command: fetch each name (or list them all)."""
     from .progress import Progress
+
+    if cfg.list or not cfg.names:
+        for name in known():
+            w = lookup(name, cfg.dest or None, cfg.url)
+            state = "present" if w.path.is_file() else "missing"
+            print(f"{name:<24} {w.what}\n    {w.url} -> {w.path} ({state})")
+        return 0
+    if cfg.from_path and len(cfg.names) > 1:
+        raise BrushworkError("--from gives one file: name one model with it")
+    for name in cfg.names:
+        w = lookup(name, cfg.dest or None, cfg.url)
+        with Progress(0, desc=name, unit="B", every_seconds=10) as progress:
+            def report(done, total, progress=progress):
+                progress.set_total(total or 0)
+                progress.update(done - progress.done)
+
+            path = fetch_weights(w, report, cfg.retries, cfg.from_path)
+        print(f"{name}: {path} (sha256 {file_sha256(path)[:16]}...)")
+    return 0
+
+
+def _command():
+    from . import cli
     from .schemas.data import PretrainedConfig
 
-    def run(cfg: PretrainedConfig) -> int:
-        if cfg.list or not cfg.names:
-            for name in known():
-                w = lookup(name, cfg.dest or None, cfg.url)
-                state = "present" if w.path.is_file() else "missing"
-                print(f"{name:<24} {w.what}\n    {w.url} -> {w.path} ({state})")
-            return 0
-        if cfg.from_path and len(cfg.names) > 1:
-            raise BrushworkError("--from gives one file: name one model with it")
-        for name in cfg.names:
-            w = lookup(name, cfg.dest or None, cfg.url)
-            with Progress(0, desc=name, unit="B", every_seconds=10) as progress:
-                def report(done, total, progress=progress):
-                    progress.set_total(total or 0)
-                    progress.update(done - progress.done)
-
-                path = fetch_weights(w, report, cfg.retries, cfg.from_path)
-            print(f"{name}: {path} (sha256 {file_sha256(path)[:16]}...)")
-        return 0
-
-    return cli.main(cli.Command(PretrainedConfig, run, __doc__), prog="python -m brushwork.pretrained")
+    return cli.Command(PretrainedConfig, run, __doc__)
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main())
+    from . import cli
+
+    raise SystemExit(cli.main(_command(), prog="python -m brushwork.pretrained"))

@@ -77,9 +77,10 @@ def train_command(run_dir, data, *flags, procs: int = 1, machines: int = 1, mach
 TRAIN_ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def run_train(run_dir, data, *flags, procs: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_train(run_dir, data, *flags, procs: int = 1, timeout: float = 300,
+              env: dict | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(train_command(run_dir, data, *flags, procs=procs), capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **TRAIN_ENV}, cwd=REPO)
+                          timeout=timeout, env={**os.environ, **TRAIN_ENV, **(env or {})}, cwd=REPO)
     return proc
 
 
@@ -88,8 +89,12 @@ def synth_shards(root: Path, n_train: int = 16, per_shard: int = 2, size: int = 
 
     src = make_synth(root / "src", n_train, n_test=4, size=size)
     out = root / "shards"
-    plans = shards.plan_shards(shards.sources_from_layout(src), samples_per_shard=per_shard)
-    shards.write_shards(plans, str(out), shards.ShardOptions())
+    opts = shards.ShardOptions()
+    settings = {"max_side": opts.max_side, "max_pixels": opts.max_pixels, "jpeg_quality": opts.jpeg_quality}
+    plans = shards.plan_shards(shards.sources_from_layout(src), samples_per_shard=per_shard, settings=settings)
+    shards.claim_output(str(out), shards.plan_record(plans, {"samples_per_shard": per_shard, "max_shard_bytes": 0,
+                                                             **settings}))  # as data_prep/shard.py does
+    shards.write_shards(plans, str(out), opts)
     shards.write_manifest(plans, str(out), {"input": str(src)})
     return out
 

@@ -139,3 +139,89 @@ def test_from_local_zip(tmp_path, server):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "raw" / "ukiyoe2photo" / "trainA" / "000000.png").is_file()
     assert json.loads((tmp_path / "raw" / "ukiyoe2photo.source.json").read_text())["sha256"] == file_sha256(zpath)
+
+
+# ---------------------------------------------------------------------------------------------
+# Released weights by name: python -m brushwork.pretrained
+
+
+@pytest.fixture
+def weights_server(tmp_path):
+    """Serves a 'style_monet.pth' (a tiny generator in the original format) and a wrong 'vgg19-dcbb9e9d.pth'."""
+    import torch
+
+    from brushwork.networks import ResnetGenerator, init_weights
+
+    served = tmp_path / "models"
+    served.mkdir()
+    torch.manual_seed(0)
+    torch.save(init_weights(ResnetGenerator(ngf=8, n_blocks=2)).state_dict(), served / "style_monet.pth")
+    (served / "vgg19-dcbb9e9d.pth").write_bytes(b"not the real vgg19 weights" * 100)
+    handler = type("Handler", (RangeHandler,), {"sent": 0, "ranges": True})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                            lambda *a, **k: handler(*a, directory=str(served), **k))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", served, handler
+    httpd.shutdown()
+
+
+def pretrained(*args, hub):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    return subprocess.run([sys.executable, "-m", "brushwork.pretrained", *map(str, args)], capture_output=True,
+                          text=True, timeout=120, cwd=REPO, env={**__import__("os").environ, "TORCH_HOME": str(hub)})
+
+
+def test_released_model_fetch_resume_and_translate_by_name(tmp_path, weights_server):
+    base, served, handler = weights_server
+    hub = tmp_path / "torch_home"
+    target = hub / "hub" / "checkpoints" / "cyclegan" / "style_monet.pth"
+    data = (served / "style_monet.pth").read_bytes()
+    target.parent.mkdir(parents=True)
+    (target.parent / "style_monet.pth.part").write_bytes(data[:1000])  # an interrupted earlier download
+    proc = pretrained("style_monet", "--url", base, hub=hub)
+    assert proc.returncode == 0, proc.stderr
+    assert target.read_bytes() == data and handler.sent == len(data) - 1000  # resumed, not restarted
+    record = json.loads((target.parent / "brushwork_downloads.json").read_text())["style_monet.pth"]
+    assert record["sha256"] == file_sha256(target) and record["url"] == f"{base}/style_monet.pth"
+    photos = tmp_path / "photos"
+    make_synth(tmp_path / "s", 2, n_test=1)
+    photos = tmp_path / "s" / "testB"
+    out = tmp_path / "monet"
+    proc = run_script("eval/translate.py", "--model", "style_monet", "--input", photos, "--out", out,
+                      env={"TORCH_HOME": str(hub)})
+    assert proc.returncode == 0, proc.stderr
+    assert f"weights: released model style_monet: generator {target}" in proc.stdout
+    assert sorted(p.name for p in out.glob("*.png")) == ["000000.png"]
+    target.write_bytes(data[:-10] + b"0123456789")  # changed on disk since: refused, with the fix
+    proc = run_script("eval/translate.py", "--model", "style_monet", "--input", photos, "--out", tmp_path / "o2",
+                      env={"TORCH_HOME": str(hub)})
+    assert_one_error_line(proc, "style_monet.pth: changed since it was downloaded", "delete it and fetch it again")
+
+
+def test_wrong_checksum_is_refused_and_nothing_is_left(tmp_path, weights_server):
+    base, _, _ = weights_server
+    hub = tmp_path / "torch_home"
+    proc = pretrained("vgg19", "--url", base, hub=hub)
+    assert_one_error_line(proc, "vgg19-dcbb9e9d.pth: sha256", "does not match", "starts with dcbb9e9d")
+    assert not list((hub / "hub" / "checkpoints").glob("vgg19*"))
+
+
+def test_offline_is_one_line_naming_the_url_and_the_place(tmp_path):
+    hub = tmp_path / "torch_home"
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = pretrained("style_cezanne", "--url", url, "--retries", 0, hub=hub)
+    line = assert_one_error_line(proc, f"cannot download {url}/style_cezanne.pth",
+                                 f"put it at {hub}/hub/checkpoints/cyclegan/style_cezanne.pth", "--from FILE")
+    assert len(line) < 500
+    proc = run_script("eval/translate.py", "--model", "style_vangogh", "--input", tmp_path, "--out", tmp_path / "o",
+                      env={"TORCH_HOME": str(hub)})
+    assert_one_error_line(proc, "style_vangogh is not downloaded yet: python -m brushwork.pretrained style_vangogh",
+                          "efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/style_vangogh.pth")
+    proc = pretrained("--list", hub=hub)
+    assert proc.returncode == 0 and "style_monet" in proc.stdout and "vgg16-397923af.pth" in proc.stdout
+    proc = pretrained("picasso", hub=hub)
+    assert_one_error_line(proc, "unknown weights 'picasso'; known: apple2orange")

@@ -183,3 +183,40 @@ def torch_image(path, hw):
 
     img = Image.open(path).convert("RGB").resize((hw[1], hw[0]), Image.Resampling.BICUBIC)
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255
+
+
+def test_an_unsafe_pair_name_fails_that_pair_and_nothing_leaves_out(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    good = {"content": str(CONTENT / "tubingen.jpg"), "style": str(STYLE / "the_scream.jpg")}
+    pairs.write_text("\n".join(json.dumps({**good, "name": name}) for name in
+                               ("../escape", str(tmp_path / "abs"), "ok", "sub/dir", "tab\there")) + "\n")
+    out = tmp_path / "work" / "out"
+    proc = run_gatys("--pairs", pairs, "--out", out, *SMALL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    failures = [l for l in proc.stderr.splitlines() if l.startswith("failed:")]
+    assert len(failures) == 4 and all("is not a safe file name" in l for l in failures)
+    assert sorted(p.name for p in out.iterdir()) == ["gatys_config.toml", "ok.json", "ok.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl", "work"]  # nothing written beside out
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["out"]
+    assert "rendered 1, already done 0, failed 4 (of 5 pairs)" in proc.stdout
+
+
+def test_rerun_with_other_settings_is_refused_and_overwrite_re_renders(tmp_path):
+    out = tmp_path / "out"
+    args = ["--content", CONTENT / "tubingen.jpg", "--style", STYLE / "the_scream.jpg", "--out", out, "--random_vgg",
+            "--iterations", 3]
+    assert run_gatys(*args, "--size", 32).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = run_gatys(*args, "--size", 48)
+    assert_one_error_line(proc, "holds 1 render(s) made with other settings (e.g. tubingen__the_scream: size 32 -> 48)",
+                          "--overwrite")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # images and config untouched
+    proc = run_gatys(*args, "--size", 32)  # the same settings again: nothing to do
+    assert proc.returncode == 0 and "already done 1" in proc.stdout
+    proc = run_gatys(*args, "--size", 48, "--overwrite")
+    assert proc.returncode == 0 and "rendered 1" in proc.stdout
+    assert Image.open(out / "tubingen__the_scream.png").size == (48, 36)
+    assert json.loads((out / "tubingen__the_scream.json").read_text())["params"]["size"] == 48
+    assert "size = 48" in (out / "gatys_config.toml").read_text()
+    proc = run_gatys(*args, "--iterations", 0)
+    assert_one_error_line(proc, "--iterations must be between 1 and 1000000; got 0")

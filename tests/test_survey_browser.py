@@ -74,3 +74,38 @@ def test_answer_save_and_score_in_a_real_browser(tmp_path):
     result = json.loads((tmp_path / "res" / "results.json").read_text())
     expected_fooled = sum(key["images"][i]["truth"] == "fake" for i in key["order"][2:])
     assert result["responses"] == 1 and result["generated_judged_real"] == expected_fooled
+
+
+def test_translate_results_page_in_a_real_browser(tmp_path):
+    """Like the original test.py page: one row per image, input | output | reconstruction, all images load."""
+    import torch
+
+    from brushwork.networks import ResnetGenerator, init_weights
+
+    torch.manual_seed(0)
+    models = tmp_path / "models.pt"
+    torch.save({n: init_weights(ResnetGenerator(ngf=8, n_blocks=2)).state_dict() for n in ("G_A", "G_B")}, models)
+    photos = tmp_path / "photos" / "sub"
+    photos.mkdir(parents=True)
+    for i, (w, h) in enumerate(((40, 30), (24, 36), (33, 33))):
+        Image.fromarray(np.full((h, w, 3), 60 * i, np.uint8)).save(photos / f"p {i}.jpg")  # a space in the name
+    out = tmp_path / "out"
+    proc = run_script("eval/translate.py", models, "--input", tmp_path / "photos", "--out", out, "--results_html",
+                      "--reconstruct")
+    assert proc.returncode == 0, proc.stderr
+    driver = browser(tmp_path / "dl", tmp_path / "profile")
+    try:
+        driver.get((out / "index.html").as_uri())
+        rows = driver.execute_script("return document.querySelectorAll('#results tbody tr').length")
+        headers = driver.execute_script("return Array.from(document.querySelectorAll('#results th')).map(t => t.textContent)")
+        loaded = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.complete && i.naturalWidth > 0, i.naturalWidth, i.naturalHeight])")
+        names = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#results tbody tr td:first-child')).map(t => t.textContent)")
+    finally:
+        driver.quit()
+    assert rows == 3 and headers == ["name", "input", "output", "reconstructed"]
+    assert len(loaded) == 9 and all(ok for ok, _, _ in loaded)
+    assert sorted(names) == ["sub/p 0.png", "sub/p 1.png", "sub/p 2.png"]
+    sizes = {(w, h) for _, w, h in loaded}
+    assert sizes == {(40, 30), (24, 36), (33, 33)}  # every column at the image's own resolution

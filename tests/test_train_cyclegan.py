@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -177,3 +178,32 @@ def test_compiled_run_writes_plain_checkpoints_that_resume_uncompiled(tmp_path, 
     assert list(exported) == list(state["models"]["G_A"])
     proc = run_train(run, shards, "--max_steps", 3, "--num_workers", 0, "--resume", "auto")
     assert proc.returncode == 0 and "step 2 -> 3" in proc.stdout
+
+
+def test_a_run_dir_belongs_to_one_run_and_tensorboard_keeps_one_run(tmp_path, shards):
+    from conftest import digest_tree
+
+    run = tmp_path / "run"
+    assert run_train(run, shards, "--max_steps", 2, "--num_workers", 0, "--sample_every", 2).returncode == 0
+    before = digest_tree(run)
+    proc = run_train(run, shards, "--max_steps", 1, "--num_workers", 0)  # a new run in a used dir: refused
+    assert_one_error_line(proc, f"{run} has checkpoints up to step 2: --resume auto to continue, or another --run_dir")
+    proc = run_train(tmp_path / "other", shards, "--max_steps", -3)
+    assert_one_error_line(proc, "--max_steps must be at least 1; got -3")
+    assert digest_tree(run) == before and not (tmp_path / "other").exists()
+    proc = run_train(run, shards, "--max_steps", 4, "--num_workers", 0, "--resume", "auto", "--sample_every", 2)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tb = run / "tb"
+    assert [p for p in tb.iterdir() if p.is_dir()] == []  # no timestamped sub-runs: one TensorBoard run
+    assert len(list(tb.glob("events.*"))) == 2  # the resume appends to it
+    events = tensorboard_events(run)
+    samples = events.Images("samples")
+    assert [s.step for s in samples] == [2, 4]
+    from PIL import Image
+    import io
+
+    image = Image.open(io.BytesIO(samples[-1].encoded_image_string))
+    assert image.width == 6 * 32 and image.height > 32  # six columns and a caption strip above them
+    strip = np.asarray(image.convert("L"))[: image.height - 32]
+    assert (strip < 128).any() and (strip > 200).mean() > 0.5  # dark caption text on a white strip
+    assert any(t.startswith("config") for t in events.Tags()["tensors"])  # the resolved config, once, as text

@@ -67,3 +67,58 @@ def test_two_ranks_split_the_images(tmp_path, generator_file, inputs):
         a = np.asarray(Image.open(p), dtype=int)
         b = np.asarray(Image.open(tmp_path / "split" / p.relative_to(single)), dtype=int)
         assert np.abs(a - b).max() <= 1
+
+
+def test_tiny_images_are_translated_and_overwrite_replaces(tmp_path, generator_file):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, (w, h) in {"one.png": (1, 1), "four.png": (4, 4), "thin.png": (3, 17)}.items():
+        Image.fromarray(np.full((h, w, 3), 90, np.uint8)).save(folder / name)
+    out = tmp_path / "out"
+    proc = run_script("eval/translate.py", generator_file, "--input", folder, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name: Image.open(p).size for p in out.glob("*.png")} == {"one.png": (1, 1), "four.png": (4, 4),
+                                                                        "thin.png": (3, 17)}
+    before = (out / "four.png").stat().st_mtime_ns
+    proc = run_script("eval/translate.py", generator_file, "--input", folder, "--out", out)
+    assert "3 already there" in proc.stdout and (out / "four.png").stat().st_mtime_ns == before
+    proc = run_script("eval/translate.py", generator_file, "--input", folder, "--out", out, "--overwrite")
+    assert "translate: 3 image(s)" in proc.stdout and (out / "four.png").stat().st_mtime_ns != before
+    assert (out / "translate_config.toml").is_file()
+
+
+def test_test_time_scale(tmp_path, generator_file, inputs):
+    out = tmp_path / "out"
+    proc = run_script("eval/translate.py", generator_file, "--input", inputs, "--out", out, "--load_size", 20)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(out / "a.png").size == (20, 16) and Image.open(out / "d.png").size == (20, 6)  # scale_width
+    proc = run_script("eval/translate.py", generator_file, "--input", inputs, "--out", tmp_path / "o2",
+                      "--load_size", 24, "--preprocess", "scale_shorter_side")
+    assert Image.open(tmp_path / "o2" / "a.png").size == (31, 24)
+
+
+@pytest.mark.slow
+def test_weights_are_named_and_the_newest_checkpoint_is_used(tmp_path):
+    from conftest import run_train, synth_shards
+
+    shards = synth_shards(tmp_path / "d", n_train=8, per_shard=4)
+    run = tmp_path / "run"
+    assert run_train(run, shards, "--max_steps", 2, "--num_workers", 0).returncode == 0
+    assert run_train(run, shards, "--max_steps", 5, "--num_workers", 0, "--resume", "auto",
+                     "--checkpoint_every", 100).returncode == 0  # resumed: export/ and the newest step move to 5
+    photos = tmp_path / "d" / "src" / "testA"
+    proc = run_script("eval/translate.py", run, "--input", photos, "--out", tmp_path / "new")
+    assert f"weights: G_A of {run} at step 5 ({run}/checkpoints/step_00000005/models.pt)" in proc.stdout
+    proc = run_script("eval/translate.py", run, "--step", 2, "--input", photos, "--out", tmp_path / "old")
+    assert f"at step 2 ({run}/checkpoints/step_00000002/models.pt)" in proc.stdout
+    differs = any(not np.array_equal(np.asarray(Image.open(p)), np.asarray(Image.open(tmp_path / "old" / p.name)))
+                  for p in (tmp_path / "new").glob("*.png"))
+    assert differs  # step 2 and step 5 are different weights
+    proc = run_script("eval/translate.py", run / "export" / "G_A.pth", "--input", photos, "--out", tmp_path / "exp")
+    assert "(exported at step 5)" in proc.stdout
+    proc = run_script("eval/translate.py", run, "--input", photos, "--out", tmp_path / "page", "--results_html",
+                      "--reconstruct")
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "page" / "index.html").read_text()
+    assert page.count("<tr>") == 1 + 4 and "<th>reconstructed</th>" in page and "index_inputs/" in page
+    assert len(list((tmp_path / "page" / "reconstructed").glob("*.png"))) == 4

@@ -69,7 +69,8 @@ def main(cfg: GatysConfig) -> int:
     todo_names = {p.name for p in todo_all}
     mine = pairs[rank::world]
     todo = [p for p in mine if p.name in todo_names]
-    failed, loaded = [], []
+    failed = list(refused) if state.is_main_process else []  # rank 0 reports the pairs refused for their name
+    loaded = []
     for pair in todo:
         try:
             loaded.append(gatys_run.load_pair(pair, cfg.max_pixels))
@@ -95,9 +96,9 @@ def main(cfg: GatysConfig) -> int:
     done_before = len(mine) - len(todo)
     counts = torch.tensor([rendered, done_before, len(failed)], device=device)
     total = reduce(counts, "sum").tolist() if world > 1 else counts.tolist()
-    total[2] += len(refused)
+    share = len(mine) + (len(refused) if state.is_main_process else 0)
     print(f"rank {rank}: rendered {rendered}, already done {done_before}, failed {len(failed)} "
-          f"(of {len(mine)} pairs) -> {out}", flush=True)
+          f"(of {share} pairs) -> {out}", flush=True)
     if state.is_main_process and world > 1:
         print(f"all ranks: rendered {total[0]}, already done {total[1]}, failed {total[2]} of "
               f"{len(pairs) + len(refused)} pairs", flush=True)

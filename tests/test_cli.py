@@ -1,0 +1,120 @@
+"""Every command, bench/ included, walks the one CLI path: --help lists every flag of its config; an unknown flag,
+a wrong type and an out-of-range value each give one line and exit 2; --help | head -1 ends cleanly."""
+
+import dataclasses
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from brushwork import cli, config
+from brushwork.pretrained import _command as pretrained_command
+
+from conftest import REPO
+
+SCRIPTS = ["data_prep/synth.py", "data_prep/check_images.py", "data_prep/download.py", "data_prep/shard.py",
+           "train/cyclegan.py", "train/gatys.py", "train/fast_style.py",
+           "eval/translate.py", "eval/stylize.py", "eval/grids.py", "eval/plots.py", "eval/fid.py",
+           "eval/gatys_figures.py", "eval/survey.py",
+           "bench/train_step.py", "bench/compare_original.py", "bench/roofline.py", "bench/profile_step.py",
+           "bench/conv.py", "bench/ddp_overhead.py", "bench/gatys.py", "bench/loader.py", "bench/fast_style.py",
+           "bench/gpu_check.py"]
+
+
+def load(script):
+    sys.path.insert(0, str((REPO / script).parent))
+    try:
+        spec = importlib.util.spec_from_file_location(f"cli_walk_{script.replace('/', '_')[:-3]}", REPO / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.pop(0)
+    return module
+
+
+def commands():
+    """(argv prefix, Command) for every command and subcommand."""
+    found = [(["python -m brushwork.pretrained"], pretrained_command())]
+    for script in SCRIPTS:
+        module = load(script)
+        if hasattr(module, "COMMANDS"):
+            found += [([script, name], command) for name, command in module.COMMANDS.items()]
+        else:
+            found.append(([script], module.COMMAND))
+    return found
+
+
+COMMANDS = commands()
+IDS = [" ".join(prefix) for prefix, _ in COMMANDS]
+
+
+def first(cls, predicate):
+    types = config.field_types(cls)
+    return next((f for f in dataclasses.fields(cls) if predicate(f, types[f.name])), None)
+
+
+@pytest.mark.parametrize("prefix,command", COMMANDS, ids=IDS)
+def test_bad_flags_are_one_line_and_exit_2(prefix, command, capsys):
+    argv = prefix[1:]
+    cls = command.config
+    cases = [([*argv, "--no_such_flag", "1"], "unknown flag --no_such_flag")]
+    typed = first(cls, lambda f, tp: config.unwrap_optional(tp)[0] in (int, float, bool))
+    if typed:
+        cases.append(([*argv, f"--{typed.name}=abc"], f"--{typed.name} expects"))
+    bounded = first(cls, lambda f, tp: f.metadata.get("min") is not None and not config.is_list(tp))
+    if bounded:
+        low = bounded.metadata["min"] - 1
+        cases.append(([*argv, f"--{bounded.name}", str(low)], f"--{bounded.name} must be"))
+    paths_only = cls.__name__ in ("PlotsConfig", "SurveyScoreConfig")  # no number or switch to get wrong
+    unbounded = cls.__name__ in ("Fig4Config",)  # a list of files, a path and a switch: nothing has a range
+    assert (typed or paths_only) and (bounded or paths_only or unbounded), cls.__name__
+    for args, needle in cases:
+        code = cli.main({prefix[1]: command} if len(prefix) > 1 else command, args, prog=prefix[0])
+        err = capsys.readouterr().err
+        lines = [l for l in err.splitlines() if "error:" in l]
+        assert code == 2 and len(lines) == 1 and needle in lines[0], (args, err)
+        assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_every_script_help_lists_its_flags_and_survives_a_closed_pipe():
+    procs = {}
+    for prefix, command in COMMANDS:
+        argv = ([sys.executable, "-m", "brushwork.pretrained"] if prefix[0].startswith("python -m")
+                else [sys.executable, str(REPO / prefix[0]), *prefix[1:]])
+        shell = " ".join(f"'{a}'" for a in argv) + " --help | head -1"
+        procs[" ".join(prefix)] = (command, subprocess.Popen(argv + ["--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                             text=True, cwd=REPO),
+                                   subprocess.Popen(["bash", "-o", "pipefail", "-c", shell], stdout=subprocess.PIPE,
+                                                    stderr=subprocess.PIPE, text=True, cwd=REPO))
+    for name, (command, full, piped) in procs.items():
+        out, err = full.communicate(timeout=120)
+        assert full.returncode == 0 and not err.strip(), (name, err)
+        for f in dataclasses.fields(command.config):
+            shown = f.name.upper() if f.metadata.get("positional") else f"--{f.name}"
+            assert shown in out, (name, f.name)
+        assert "default" in out and "--help" in out
+        out, err = piped.communicate(timeout=120)
+        assert piped.returncode == 0 and err == "" and out.count("\n") == 1, (name, piped.returncode, err)
+
+
+def test_subcommand_groups_list_their_commands(capsys):
+    module = load("eval/survey.py")
+    assert cli.main(module.COMMANDS, ["--help"], prog="survey.py", doc=module.__doc__) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {name}" in out for name in ("build", "score", "simulate"))
+    module = load("eval/gatys_figures.py")
+    assert cli.main(module.COMMANDS, ["fig3", "--help"], prog="gatys_figures.py") == 0
+    out = capsys.readouterr().out
+    assert "--ratios" in out and "--depths" in out and "--preset" in out and "--style_weight" in out
+
+
+def test_bare_booleans_and_their_negation():
+    module = load("train/cyclegan.py")
+    cfg = cli.resolve(module.COMMAND, ["--no_flip", "--ngf", "8"])
+    assert cfg.no_flip is True and cfg.ngf == 8
+    cfg = cli.resolve(module.COMMAND, ["--no_winograd", "--deterministic"])
+    assert cfg.winograd is False and cfg.deterministic is True
+    survey = load("eval/survey.py")
+    assert cli.resolve(survey.COMMANDS["build"], ["--zip"]).zip is True

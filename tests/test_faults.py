@@ -1,0 +1,279 @@
+"""Bad input is the normal case: a table of faults through the real command lines.
+
+For each: the exit code (non-zero where the job cannot proceed, 0 where it goes on and lists what it
+skipped), exactly one error line naming the thing and the fix, no traceback, nothing written outside
+the case's output folder, and every earlier output byte-identical. Plus the write paths under a full
+disk, and the debug switch.
+"""
+
+import errno
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO, SAMPLES, TINY_GAN, TRAIN_ENV, make_synth, run_script, run_train, synth_shards
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Case:
+    name: str
+    argv: list
+    rc: int                     # expected exit code
+    needles: tuple = ()         # in the one error line (rc != 0) or in stdout+stderr (rc == 0)
+    out: str | None = None      # the only place the case may write (relative to the workspace)
+    stdin_env: dict = field(default_factory=dict)
+
+
+def digest(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "link"
+            for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """A workspace with good outputs of every stage, and the bad inputs the cases use."""
+    w = tmp_path_factory.mktemp("faults")
+    shards = synth_shards(w / "data", n_train=6, per_shard=4)
+    assert run_train(w / "run", shards, "--max_steps", 2, "--num_workers", 0).returncode == 0
+    content, style = SAMPLES / "gatys" / "content" / "tubingen.jpg", SAMPLES / "gatys" / "style" / "the_scream.jpg"
+    assert run_script("train/gatys.py", "--content", content, "--style", style, "--out", w / "renders",
+                      "--random_vgg", "--size", 32, "--iterations", 2).returncode == 0
+    photos = w / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((40, 40, 3), 50 * i, np.uint8)).save(photos / f"p{i}.png")
+    assert run_script("eval/survey.py", "build", "--fakes", photos, "--reals", photos, "--out", w / "survey", "--n", 2,
+                      "--size", 32).returncode == 0
+    (w / "bad").mkdir()
+    bad = w / "bad"
+    (bad / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (bad / "only_corrupt").mkdir()
+    (bad / "only_corrupt" / "x.jpg").write_bytes(b"\xff\xd8 broken")
+    (bad / "tiny_real").mkdir()
+    Image.new("RGB", (1, 1)).save(bad / "tiny_real" / "one.png")
+    (bad / "pairs.bin").write_bytes(bytes(range(256)) * 4)
+    (bad / "escape.jsonl").write_text(json.dumps({"content": str(content), "style": str(style), "name": "../escaped"}) + "\n")
+    (bad / "absolute.jsonl").write_text(json.dumps({"content": str(content), "style": str(style),
+                                                    "name": str(w / "abs_escape")}) + "\n")
+    (bad / "badrow.jsonl").write_text('{"content": "a.jpg"\n')
+    (bad / "response.bin").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00" * 10)
+    (bad / "notakey.json").write_text('{"hello": 1}')
+    torch.save([1, 2, 3], bad / "list.pth")
+    torch.save(torch.zeros(4), bad / "tensor.pth")
+    src = make_synth(w / "src", 4, n_test=1, size=16)
+    with zipfile.ZipFile(bad / "ds.zip", "w") as zf:
+        for p in sorted(src.rglob("*.png")):
+            zf.write(p, f"ds/{p.relative_to(src).as_posix()}")
+    (bad / "cut.zip").write_bytes((bad / "ds.zip").read_bytes()[:700])
+    run_copy = w / "run_wrong_keys"  # a checkpoint whose models.pt has other keys
+    import shutil
+
+    shutil.copytree(w / "run", run_copy)
+    models = run_copy / "checkpoints" / "step_00000002" / "models.pt"
+    state = torch.load(models, weights_only=True)
+    state["G_A"] = {"model.1.weight": torch.zeros(1)}
+    torch.save(state, models)
+    from brushwork.style_net import TransformerNet
+
+    (w / "fast").mkdir()
+    torch.save(TransformerNet(4, 1).state_dict(), w / "fast" / "net.pth")
+    return w
+
+
+def cases(w):
+    run, data, renders, photos, bad = "run", "data/shards", "renders", "photos", "bad"
+    content = SAMPLES / "gatys" / "content" / "tubingen.jpg"
+    style = SAMPLES / "gatys" / "style" / "the_scream.jpg"
+    train = ["train/cyclegan.py", "--domain", "synth", "--data", data, *TINY_GAN, "--num_workers", 0]
+    return [
+        # training
+        Case("train batch 0", [*train, "--run_dir", "t1", "--batch_size", 0], 2, ("--batch_size must be between 1",)),
+        Case("train max_steps -3", [*train, "--run_dir", "t2", "--max_steps", -3], 2, ("--max_steps must be at least 1",)),
+        Case("train max_steps 0", [*train, "--run_dir", "t3", "--max_steps", 0], 2, ("--max_steps must be at least 1",)),
+        Case("train used run dir", [*train, "--run_dir", run, "--max_steps", 1], 1,
+             ("has checkpoints up to step 2", "--resume auto to continue, or another --run_dir")),
+        Case("train negative lr", [*train, "--run_dir", "t4", "--lr", -1], 2, ("--lr must be at least 0",)),
+        Case("train crop > load", [*train, "--run_dir", "t5", "--load_size", 40, "--crop_size", 64], 2,
+             ("--crop_size 64 is larger than --load_size 40",)),
+        Case("train fp8", [*train, "--run_dir", "t6", "--mixed_precision", "fp8"], 2, ("--mixed_precision expects",)),
+        Case("train fp16 on cpu", [*train, "--run_dir", "t7", "--mixed_precision", "fp16"], 2, ("fp16 needs a GPU",)),
+        Case("train resume nowhere", [*train, "--run_dir", "t8", "--resume", "nowhere"], 1, ("not a checkpoint folder",)),
+        Case("train missing data", ["train/cyclegan.py", "--data", "nothing_here", "--run_dir", "t9"], 1,
+             ("no manifest.json", "run data_prep/shard.py")),
+        Case("train unknown preprocess", [*train, "--run_dir", "t10", "--preprocess", "stretch"], 2,
+             ("--preprocess expects one of resize_and_crop",)),
+        Case("train tracker missing", [*train, "--run_dir", "t11", "--log_with", "wandb"], 2,
+             ("--log_with wandb: the wandb package is not installed",)),
+        Case("train wrong checkpoint keys", [*train, "--run_dir", "run_wrong_keys", "--resume", "auto"], 1,
+             ("models.pt['G_A']", "does not fit this network")),
+        Case("train typo flag", [*train, "--run_dir", "t12", "--lamda_a", 3], 2, ("unknown flag --lamda_a", "--lambda_a")),
+        # translate
+        Case("translate batch 0", ["eval/translate.py", run, "--input", photos, "--out", "o1", "--batch_size", 0], 2,
+             ("--batch_size must be between 1",)),
+        Case("translate missing step", ["eval/translate.py", run, "--step", 999, "--input", photos, "--out", "o2"], 1,
+             ("no checkpoint of step 999; there are: 2",)),
+        Case("translate list pth", ["eval/translate.py", f"{bad}/list.pth", "--input", photos, "--out", "o3"], 1,
+             ("list.pth: holds a list, not a generator state dict",)),
+        Case("translate tensor pth", ["eval/translate.py", f"{bad}/tensor.pth", "--input", photos, "--out", "o4"], 1,
+             ("tensor.pth: holds a Tensor",)),
+        Case("translate run and model", ["eval/translate.py", run, "--model", "style_monet", "--input", photos,
+                                         "--out", "o5"], 2, ("exactly one",)),
+        Case("translate scale without size", ["eval/translate.py", run, "--input", photos, "--out", "o6",
+                                              "--preprocess", "resize"], 2, ("--preprocess resize needs --load_size",)),
+        Case("translate all unreadable", ["eval/translate.py", run, "--input", f"{bad}/only_corrupt", "--out", "o7"], 1,
+             ("none of the 1 input image(s) could be read",), out="o7"),
+        Case("translate bad direction", ["eval/translate.py", run, "--input", photos, "--out", "o8", "--direction",
+                                         "sideways"], 2, ("--direction expects one of AtoB, BtoA",)),
+        Case("translate unknown model", ["eval/translate.py", "--model", "picasso", "--input", photos, "--out", "o9"],
+             1, ("unknown weights 'picasso'",)),
+        # Gatys
+        Case("gatys batch 0", ["train/gatys.py", "--content", content, "--style", style, "--out", "g1", "--batch", 0],
+             2, ("--batch must be between 1",)),
+        Case("gatys iterations 0", ["train/gatys.py", "--content", content, "--style", style, "--out", "g2",
+                                    "--iterations", 0], 2, ("--iterations must be between 1",)),
+        Case("gatys binary pairs", ["train/gatys.py", "--pairs", f"{bad}/pairs.bin", "--out", "g3"], 1,
+             ("pairs.bin: not a text file",)),
+        Case("gatys pair escaping with ..", ["train/gatys.py", "--pairs", f"{bad}/escape.jsonl", "--out", "g4",
+                                             "--random_vgg", "--size", 32, "--iterations", 2], 1,
+             ("every pair failed (1)",), out="g4"),
+        Case("gatys absolute pair name", ["train/gatys.py", "--pairs", f"{bad}/absolute.jsonl", "--out", "g5",
+                                          "--random_vgg", "--size", 32, "--iterations", 2], 1,
+             ("every pair failed (1)",), out="g5"),
+        Case("gatys changed size on rerun", ["train/gatys.py", "--content", content, "--style", style, "--out", renders,
+                                             "--random_vgg", "--size", 48, "--iterations", 2], 1,
+             ("made with other settings", "size 32 -> 48", "--overwrite")),
+        Case("gatys part out of range", ["train/gatys.py", "--pairs", f"{bad}/escape.jsonl", "--out", "g6", "--part", 2,
+                                         "--parts", 2], 2, ("--part must be below --parts",)),
+        Case("gatys broken json line", ["train/gatys.py", "--pairs", f"{bad}/badrow.jsonl", "--out", "g7"], 1,
+             ("badrow.jsonl:1: not valid JSON",)),
+        # shards
+        Case("shard max_side -1", ["data_prep/shard.py", "src", "--out", "s1", "--max_side", -1], 2,
+             ("--max_side must be between 0",)),
+        Case("shard max_pixels 0", ["data_prep/shard.py", "src", "--out", "s2", "--max_pixels", 0], 2,
+             ("--max_pixels must be at least 1",)),
+        Case("shard samples 0", ["data_prep/shard.py", "src", "--out", "s3", "--samples_per_shard", 0], 2,
+             ("--samples_per_shard must be between 1",)),
+        Case("shard rerun other settings", ["data_prep/shard.py", "data/src", "--out", data, "--samples_per_shard", 3],
+             1, ("holds shards of other input or settings (samples_per_shard 4 -> 3)", "--overwrite")),
+        Case("shard truncated zip", ["data_prep/shard.py", f"{bad}/cut.zip", "--out", "s4"], 1,
+             ("cut.zip: damaged or truncated zip archive",)),
+        Case("shard unknown protocol", ["data_prep/shard.py", "src", "--out", "foo://bucket/x"], 1,
+             ("unknown storage protocol foo://",)),
+        Case("shard job index", ["data_prep/shard.py", "src", "--out", "s5", "--job_index", 3, "--num_jobs", 2], 2,
+             ("--job_index must be below --num_jobs",)),
+        Case("shard everything rejected", ["data_prep/shard.py", "src", "--out", "s6", "--max_pixels", 10], 1,
+             ("every image of trainA, trainB", "rejected.jsonl"), out="s6"),
+        Case("shard zip input is fine", ["data_prep/shard.py", f"{bad}/ds.zip", "--out", "s7"], 0,
+             ("train A 4, B 4",), out="s7"),
+        # survey
+        Case("survey n 0", ["eval/survey.py", "build", "--fakes", photos, "--reals", photos, "--out", "v1", "--n", 0], 2,
+             ("--n must be between 1",)),
+        Case("survey size 0", ["eval/survey.py", "build", "--fakes", photos, "--reals", photos, "--out", "v2", "--size",
+                               0], 2, ("--size must be between 32",)),
+        Case("survey quality 500", ["eval/survey.py", "build", "--fakes", photos, "--reals", photos, "--out", "v3",
+                                    "--quality", 500], 2, ("--quality must be between 1 and 100",)),
+        Case("survey tiny real", ["eval/survey.py", "build", "--fakes", photos, "--reals", f"{bad}/tiny_real", "--out",
+                                  "v4", "--n", 1], 1, ("one.png: 1x1 is too small",)),
+        Case("survey binary response skipped", ["eval/survey.py", "score", "survey_key.json", f"{bad}/response.bin",
+                                                "--out", "v5"], 1, ("no valid responses",)),
+        Case("survey simulate bad key", ["eval/survey.py", "simulate", f"{bad}/notakey.json", "--out", "v6"], 1,
+             ("notakey.json: not a survey key",)),
+        Case("survey score missing key", ["eval/survey.py", "score", "nokey.json", f"{bad}/response.bin", "--out", "v7"],
+             1, ("nokey.json: no such key file",)),
+        # the rest
+        Case("fid batch 0", ["eval/fid.py", "--fake", photos, "--real", photos, "--batch_size", 0], 2,
+             ("--batch_size must be between 1",)),
+        Case("fid missing folder", ["eval/fid.py", "--fake", "nothing", "--real", photos, "--random_features"], 1,
+             ("nothing: no such file or folder",)),
+        Case("download retries -1", ["data_prep/download.py", "monet2photo", "--retries", -1], 2,
+             ("--retries must be between 0 and 50",)),
+        Case("fast style width 1", ["train/fast_style.py", "--style", style, "--data", data, "--width", 1], 2,
+             ("--width must be between 2",)),
+        Case("stylize style index", ["eval/stylize.py", "fast/net.pth", "--input", photos, "--out", "y1",
+                                     "--style_index", 3], 1, ("--style_index 3: the network has 1 style(s)",)),
+        Case("grids rows 0", ["eval/grids.py", run, "--rows", 0], 2, ("--rows must be between 1",)),
+        Case("check images none", ["data_prep/check_images.py"], 1, ("name at least one folder",)),
+    ]
+
+
+def run_case(w, case):
+    argv = [sys.executable, str(REPO / case.argv[0]), *map(str, case.argv[1:])]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=w,
+                          env={**os.environ, **TRAIN_ENV, "TORCH_HOME": str(w / "torch_home")})
+
+
+def test_the_fault_table(ws):
+    table = cases(ws)
+    assert len(table) >= 40
+    before = digest(ws)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda c: run_case(ws, c), table))
+    problems = []
+    for case, proc in zip(table, results):
+        err = proc.stderr
+        lines = [l for l in err.splitlines() if "error:" in l]
+        why = None
+        if proc.returncode != case.rc:
+            why = f"exit {proc.returncode}, expected {case.rc}"
+        elif "Traceback" in err:
+            why = "a traceback"
+        elif case.rc and len(lines) != 1:
+            why = f"{len(lines)} error lines"
+        else:
+            text = lines[0] if case.rc else proc.stdout + err
+            missing = [n for n in case.needles if n not in text]
+            if missing:
+                why = f"missing {missing}"
+        if why:
+            problems.append(f"{case.name}: {why}\n{err[-800:]}")
+    assert not problems, "\n\n".join(problems)
+    after = digest(ws)
+    allowed = {c.out for c in table if c.out}
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    outside = sorted(k for k in changed if not any(k == a or k.startswith(a + "/") for a in allowed))
+    assert outside == [], outside  # nothing written outside the output folders; every earlier output untouched
+    assert not (ws.parent / "escaped.png").exists() and not (ws / "abs_escape.png").exists()
+
+
+def test_debug_switch_shows_the_traceback(ws):
+    proc = run_script("train/cyclegan.py", "--data", ws / "nothing", "--run_dir", ws / "dbg", env={"BRUSHWORK_DEBUG": "1"})
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "cyclegan.py: error:" in proc.stderr
+
+
+def test_a_full_disk_leaves_no_temp_files_and_says_so(tmp_path, monkeypatch):
+    from brushwork import checkpoint, fileio, shards
+    from brushwork.errors import BrushworkError
+
+    real_replace = os.replace
+    src = make_synth(tmp_path / "src", 2)
+    plans = shards.plan_shards(shards.sources_from_layout(src), samples_per_shard=2)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(BrushworkError, match=r"disk full while writing .*x.bin; free space and rerun \(finished files "
+                                             r"are kept, the unfinished one was not written\)"):
+        fileio.atomic_write_bytes(tmp_path / "x.bin", b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+    with pytest.raises(BrushworkError, match="disk full"):
+        shards.write_shard(plans[0], str(tmp_path / "out"), shards.ShardOptions())
+    assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []  # no A-000000.tar.tmp, no part record
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    monkeypatch.setattr(os, "replace", lambda a, b: full() if "rank_" in str(a) else real_replace(a, b))
+    state = {"meta": {"step": 3}, "models": {}, "optim": {}, "rank": {"x": torch.zeros(1)}}
+    with pytest.raises(BrushworkError, match="disk full"):
+        checkpoint.save(tmp_path / "run", state, step=3, rank=0, barrier=lambda: None)
+    assert list((tmp_path / "run" / "checkpoints").iterdir()) == []  # no .step_3.tmp/ left behind
