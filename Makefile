@@ -18,7 +18,7 @@ demo: $(STAMP)
 	PYTHON=$(PY) bash launch/local/demo.sh
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf demo_out .pytest_cache

@@ -52,7 +52,7 @@ class Progress:
         self.stream = stream or sys.stdout
         self.terminal = is_terminal(self.stream) if terminal is None else terminal
         self.start_count, self.start_time = initial, time.perf_counter()
-        self.last_line = self.start_time
+        self.last_line, self.last_line_done = self.start_time, None
         self.fields = ""
         self.bar = None
         if enabled and self.terminal:
@@ -72,8 +72,9 @@ class Progress:
             self.bar.update(n)
             if fields:
                 self.bar.set_postfix_str(fields, refresh=False)
-        elif self.every_seconds is not None and (time.perf_counter() - self.last_line >= self.every_seconds
-                                                 or (self.total and self.done >= self.total)):
+        elif self.every_seconds is not None and (
+                time.perf_counter() - self.last_line >= self.every_seconds
+                or (self.total and self.done >= self.total and self.last_line_done != self.done)):
             self.line(self.fields)
 
     def set_total(self, total: int) -> None:
@@ -116,7 +117,7 @@ class Progress:
         """One status line now (a bar postfix on a terminal)."""
         if not self.enabled:
             return
-        self.last_line = time.perf_counter()
+        self.last_line, self.last_line_done = time.perf_counter(), self.done
         if self.bar is not None:
             self.bar.set_postfix_str(fields)
             return

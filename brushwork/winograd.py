@@ -16,6 +16,7 @@ algorithm (Winograd included) and low precision would lose too much in the trans
 from __future__ import annotations
 
 import functools
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,34 @@ def _transforms() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
                       dtype=torch.float64)
     # kron(P, P) applied to a flattened tile = P @ tile @ Pᵀ
     return torch.kron(Bt, Bt).float(), torch.kron(G, G).float(), torch.kron(At, At).float()
+
+
+# Transformed weights G w Gᵀ per weight tensor, reused while the weight is unchanged: a generator runs
+# 2-3 times per training step (translation, reconstruction, identity) with the same weights, and VGG's
+# are frozen for a whole Gatys run. The version counter moves at every in-place update (optimizer
+# step, load_state_dict), and the storage changes if the weight is replaced, either of which
+# invalidates the entry; entries go with their weight tensor.
+_TRANSFORMED: dict[int, tuple[weakref.ref, tuple, torch.Tensor]] = {}  # id(weight) -> (weight, state, U)
+
+
+def _state(weight: torch.Tensor) -> tuple:
+    """What changes when the weight's values may have: its version counter and its storage."""
+    return weight._version, weight.data_ptr(), weight.dtype, tuple(weight.shape)
+
+
+def transformed_weight(weight: torch.Tensor) -> torch.Tensor:
+    """(36, Co, C) = G w Gᵀ for every channel pair, cached until ``weight`` changes."""
+    key = id(weight)
+    cached = _TRANSFORMED.get(key)
+    if cached is not None and cached[0]() is weight and cached[1] == _state(weight):
+        return cached[2]
+    _, KG, _ = _transforms()
+    Co, C = weight.shape[:2]
+    with torch.no_grad():
+        U = torch.mm(KG, weight.detach().permute(2, 3, 0, 1).reshape(9, Co * C)).view(36, Co, C)
+    if not torch.compiler.is_compiling():
+        _TRANSFORMED[key] = (weakref.ref(weight, lambda _, key=key: _TRANSFORMED.pop(key, None)), _state(weight), U)
+    return U
 
 
 def supported(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -101,7 +130,7 @@ class _WinogradConv(torch.autograd.Function):
         Th, Tw = (Hp - 2) // TILE, (Wp - 2) // TILE
         T = N * Th * Tw
         V = torch.mm(KB, _tiles_to_rows(x, Th, Tw)).view(36, C, T)  # Bᵀ d B
-        U = torch.mm(KG, weight.permute(2, 3, 0, 1).reshape(9, Co * C)).view(36, Co, C)  # G w Gᵀ
+        U = transformed_weight(weight)  # G w Gᵀ
         M = torch.bmm(U, V)  # 36 products [Co, C] @ [C, tiles]: the 4x-cheaper core
         Y = torch.mm(KA, M.view(36, Co * T)).view(TILE, TILE, Co, N, Th, Tw)  # Aᵀ M A
         y = Y.permute(3, 2, 4, 0, 5, 1).reshape(N, Co, Th * TILE, Tw * TILE)

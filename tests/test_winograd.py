@@ -166,3 +166,17 @@ def test_vgg_features_and_their_input_gradient_match_with_winograd():
     sum(f.square().mean() for f in feats["exact"].values()).backward()
     assert relative_error(x["fast"].grad, x["exact"].grad) < 1e-3
     assert all(p.grad is None for p in fast.parameters())  # frozen weights stay frozen
+
+
+def test_transformed_weights_are_reused_until_the_weight_changes():
+    from brushwork import winograd
+
+    w = torch.randn(4, 4, 3, 3)
+    first = winograd.transformed_weight(w)
+    assert winograd.transformed_weight(w) is first  # reused while unchanged
+    with torch.no_grad():
+        w.mul_(2)  # an optimizer step, a load_state_dict: in place, the version moves
+    again = winograd.transformed_weight(w)
+    assert again is not first and torch.allclose(again, 2 * first)
+    x = torch.randn(1, 4, 10, 10)
+    assert torch.allclose(winograd.conv3x3(x, w), torch.nn.functional.conv2d(x, w), atol=1e-4)

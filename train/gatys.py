@@ -91,11 +91,11 @@ def main(cfg: GatysConfig) -> int:
             loaded, cfg, out, device, rank, report=lambda line: print(line, file=sys.stderr, flush=True),
             on_batch=lambda n: progress.update(finished() - progress.done),
             on_eval=lambda n, loss: progress.update(0, f"evaluation {n}, loss {loss:.4g}"))
-    failed += batch_failed
-
-    done_before = len(mine) - len(todo)
-    counts = torch.tensor([rendered, done_before, len(failed)], device=device)
-    total = reduce(counts, "sum").tolist() if world > 1 else counts.tolist()
+        failed += batch_failed
+        done_before = len(mine) - len(todo)
+        counts = torch.tensor([rendered, done_before, len(failed)], device=device)
+        total = reduce(counts, "sum").tolist() if world > 1 else counts.tolist()  # every rank has finished here
+        progress.update(finished() - progress.done)  # the job's last line counts the other ranks' pairs too
     share = len(mine) + (len(refused) if state.is_main_process else 0)
     print(f"rank {rank}: rendered {rendered}, already done {done_before}, failed {len(failed)} "
           f"(of {share} pairs) -> {out}", flush=True)

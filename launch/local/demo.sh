@@ -14,10 +14,10 @@ step "1. Sample data: bundled real images + a synthetic dataset with a known map
 "$PY" data_prep/check_images.py data_prep/samples "$OUT/synth"
 
 step "2. Shards: validate and pack both datasets into WebDataset tars"
-"$PY" data_prep/shard.py data_prep/samples/monet2photo --out "$OUT/shards/monet2photo" --samples_per_shard 4
-"$PY" data_prep/shard.py "$OUT/synth" --out "$OUT/shards/synth" --samples_per_shard 2
+"$PY" data_prep/shard.py data_prep/samples/monet2photo --out "$OUT/shards/monet2photo" --overwrite   # default shards
+"$PY" data_prep/shard.py "$OUT/synth" --out "$OUT/shards/synth" --overwrite
 
-step "3. CycleGAN: 2 gloo processes on CPU, tiny generator; stop at step 60, then resume to 90"
+step "3. CycleGAN: 2 gloo processes x 1 loader worker on one shard per domain, tiny generator; stop at step 60, then resume to 90"
 export OMP_NUM_THREADS=1 CUDA_VISIBLE_DEVICES=""
 ACC=$(dirname "$PY")/accelerate
 GAN=(train/cyclegan.py --domain monet --data "$OUT/shards/monet2photo" --run_dir "$OUT/runs/cyclegan-monet"
@@ -25,28 +25,42 @@ GAN=(train/cyclegan.py --domain monet --data "$OUT/shards/monet2photo" --run_dir
      --checkpoint_every 30 --sample_every 30 --log_every 10)
 LAUNCH=("$ACC" launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no
         --main_process_port "${DEMO_PORT:-29571}")
+rm -rf "$OUT/runs/cyclegan-monet"   # a run dir belongs to one run: the demo starts afresh
 "${LAUNCH[@]}" "${GAN[@]}" --max_steps 60
 "${LAUNCH[@]}" "${GAN[@]}" --max_steps 90 --resume auto
 "$PY" eval/translate.py "$OUT/runs/cyclegan-monet" --input data_prep/samples/monet2photo/testA \
-    --out "$OUT/translated/monet_to_photo" --direction AtoB
+    --out "$OUT/translated/monet_to_photo" --direction AtoB --overwrite
 "$PY" eval/translate.py "$OUT/runs/cyclegan-monet" --input data_prep/samples/monet2photo/testB \
-    --out "$OUT/translated/photo_to_monet" --direction BtoA
+    --out "$OUT/translated/photo_to_monet" --direction BtoA --results_html --reconstruct --overwrite
 
-step "4. Gatys: every bundled content x style pair in one batched run (random VGG: no weights offline), Fig. 3 and 4"
+step "4. Fast style: one network for two styles (tiny width, random VGG-16: no weights offline), then stylise"
+rm -rf "$OUT/runs/fast-style"
+"$PY" train/fast_style.py --style data_prep/samples/gatys/style/starry_night.jpg,data_prep/samples/gatys/style/the_scream.jpg \
+    --data "$OUT/shards/monet2photo" --run_dir "$OUT/runs/fast-style" --random_vgg --width 8 --size 64 --style_size 128 \
+    --max_steps 40 --num_workers 1 --log_every 10 --sample_every 20 --checkpoint_every 20
+"$PY" eval/stylize.py "$OUT/runs/fast-style" --input data_prep/samples/monet2photo/testB --out "$OUT/stylized/mix" \
+    --style_mix 0.5,0.5 --overwrite --results_html --onnx "$OUT/stylized/fast_style_mix.onnx"
+
+step "5. Gatys: every bundled content x style pair in one batched run (random VGG: no weights offline), Fig. 3 and 4"
 "$PY" train/gatys.py --content data_prep/samples/gatys/content --style data_prep/samples/gatys/style \
-    --out "$OUT/gatys" --random_vgg --size 128 --iterations 40 --batch 4
+    --out "$OUT/gatys" --random_vgg --size 128 --iterations 40 --batch 4 --overwrite
+"$PY" train/gatys.py --content data_prep/samples/monet2photo/testB --style data_prep/samples/gatys/style/starry_night.jpg \
+    --out "$OUT/gatys_photos" --random_vgg --size 96 --iterations 20 --batch 4 --overwrite
 "$PY" eval/gatys_figures.py fig3 --content data_prep/samples/gatys/content/tubingen.jpg \
-    --style data_prep/samples/gatys/style/the_scream.jpg --out "$OUT/gatys_figures" --random_vgg --size 96 --iterations 30
+    --style data_prep/samples/gatys/style/the_scream.jpg --out "$OUT/gatys_figures" --random_vgg --size 96 --iterations 30 \
+    --overwrite
 "$PY" eval/gatys_figures.py fig4 "$OUT/gatys/tubingen__the_scream.json" "$OUT/gatys/dancing__starry_night.json" \
     --out "$OUT/gatys_figures/fig4.png"
 
-step "5. Eval: grids, loss plot, FID/KID (random features offline), a survey package, synthetic answers, scores"
+step "6. Eval: grids (and the three methods side by side), loss plot, FID/KID (random features offline), a survey"
 "$PY" eval/grids.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval/grids" --rows 4 --size 128
+"$PY" eval/grids.py --compare "$OUT/gatys_photos" "$OUT/runs/fast-style" "$OUT/runs/cyclegan-monet" \
+    --content data_prep/samples/monet2photo/testB --out "$OUT/eval/grids" --rows 4 --size 128
 "$PY" eval/plots.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval/losses.png"
 "$PY" eval/fid.py --fake "$OUT/translated/monet_to_photo" --real data_prep/samples/monet2photo/testB --random_features \
     --out "$OUT/eval/fid.json"
 rm -rf "$OUT/eval/survey" "$OUT/eval/survey_responses"
-"$PY" eval/survey.py build --fakes "$OUT/translated/monet_to_photo" --reals data_prep/samples/monet2photo/testB \
+"$PY" eval/survey.py build --fakes "$OUT/stylized/mix" --reals data_prep/samples/monet2photo/testA \
     --out "$OUT/eval/survey" --n 4 --zip
 "$PY" eval/survey.py simulate "$OUT/eval/survey_key.json" --raters 14 --out "$OUT/eval/survey_responses"
 "$PY" eval/survey.py score "$OUT/eval/survey_key.json" "$OUT"/eval/survey_responses/*.json --out "$OUT/eval/survey_results"
@@ -56,10 +70,13 @@ echo "  real samples (validated):   data_prep/samples  (sources: data_prep/sampl
 echo "  synthetic dataset:          $OUT/synth"
 echo "  shards + manifests:         $OUT/shards/monet2photo, $OUT/shards/synth"
 echo "  CycleGAN run dir:           $OUT/runs/cyclegan-monet (checkpoints/, samples/, export/, tb/: tensorboard --logdir $OUT/runs)"
-echo "  translated test images:     $OUT/translated/monet_to_photo, $OUT/translated/photo_to_monet"
+echo "  translated test images:     $OUT/translated/monet_to_photo, $OUT/translated/photo_to_monet (index.html)"
+echo "  fast-style run dir:         $OUT/runs/fast-style (2 styles in one network)"
+echo "  stylised photos + ONNX:     $OUT/stylized/mix (index.html), $OUT/stylized/fast_style_mix.onnx"
 echo "  Gatys renders (+ .json):    $OUT/gatys"
 echo "  Gatys Fig. 3 / Fig. 4:      $OUT/gatys_figures/fig3.png, $OUT/gatys_figures/fig4.png"
 echo "  CycleGAN grids, loss plot:  $OUT/eval/grids, $OUT/eval/losses.png (FID/KID: $OUT/eval/fid.json)"
+echo "  three methods side by side: $OUT/eval/grids/compare_methods.png"
 echo "  survey package (send it):   $OUT/eval/survey/index.html, $OUT/eval/survey.zip"
 echo "  survey key (keep it):       $OUT/eval/survey_key.json"
 echo "  survey scores + chart:      $OUT/eval/survey_results/results.md, $OUT/eval/survey_results/survey_chart.png"
