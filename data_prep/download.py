@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from brushwork import cli, download, pretrained
+from brushwork import cli, config, download, pretrained
 from brushwork.errors import BrushworkError
 from brushwork.progress import Progress
 from brushwork.schemas.data import DownloadConfig
@@ -61,6 +61,7 @@ def run(cfg: DownloadConfig) -> int:
             download.fetch(url, zip_path, report, retries=cfg.retries)
     download.extract(zip_path, target)
     record = download.record_source(target, cfg.name, url, zip_path)
+    config.write_resolved(cfg, dest, f"{cfg.name}.download.toml")
     if not cfg.keep_zip and not cfg.from_path:
         zip_path.unlink()
     print(f"{cfg.name}: {target} (sha256 {record.get('sha256', '?')[:16]}..., from {url})")

@@ -117,6 +117,7 @@ def fig4(cfg: Fig4Config) -> int:
     fig.tight_layout()
     save_figure(fig, cfg.out)
     plt.close(fig)
+    config.write_resolved(cfg, Path(cfg.out).parent, f"{Path(cfg.out).stem}_config.toml")
     print(f"fig4: {cfg.out}")
     return 0
 

@@ -8,7 +8,7 @@ Reads the run's TensorBoard events (tb/); a resumed run's repeated steps count o
 
 import sys
 
-from brushwork import cli, plots
+from brushwork import cli, config, plots
 from brushwork.schemas.eval import PlotsConfig
 
 
@@ -19,6 +19,7 @@ def main(cfg: PlotsConfig) -> int:
         raise BrushworkError("name the run dir to plot, e.g. runs/cyclegan-monet")
     scalars = plots.read_scalars(cfg.run)
     path, drawn = plots.loss_plot(scalars, cfg.out or f"{cfg.run.rstrip('/')}/losses.png", title=f"{cfg.run}: losses")
+    config.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
     steps = max((s for values in scalars.values() for s, _ in values), default=0)
     print(f"loss plot: {path} ({', '.join(drawn)}; up to step {steps})")
     return 0

@@ -58,6 +58,7 @@ def simulate(cfg: SurveySimulateConfig) -> int:
     if not cfg.key:
         raise BrushworkError("simulate needs the key file")
     paths = survey.simulate(survey.read_key(cfg.key), cfg.raters, cfg.out, cfg.accuracy, cfg.seed)
+    config.write_resolved(cfg, cfg.out, "simulate_config.toml")
     print(f"{len(paths)} synthetic responses in {cfg.out}")
     return 0
 

@@ -1,5 +1,7 @@
 """Eval stage: grids, loss plots, FID/KID maths and feature extraction."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ from PIL import Image
 
 from brushwork import fid
 
-from conftest import assert_one_error_line, run_script, run_train, synth_shards
+from conftest import REPO, assert_one_error_line, run_script, run_train, synth_shards
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +98,42 @@ def test_fid_cli_flags_random_features(tmp_path):
                       "--out", tmp_path / "fid.json", "--kid_subset_size", 6)
     assert proc.returncode == 0, proc.stderr
     assert "NOT COMPARABLE" in proc.stdout and "NOT COMPARABLE" in (tmp_path / "fid.json").read_text()
+    result = json.loads((tmp_path / "fid.json").read_text())
+    assert result["small_sample"] and result["kid_subset_size"] == 3  # 6 images: subsets of half, so they differ
+    assert result["kid_std"] > 0 and "warning: fewer than 50 images per side" in proc.stdout
     proc = run_script("eval/fid.py", "--fake", tmp_path / "a", "--real", tmp_path / "b",
                       "--inception_weights", tmp_path / "missing.pth")
     assert_one_error_line(proc, "missing.pth does not exist")
+
+
+def test_kid_subsets_shrink_to_half_the_smaller_set():
+    assert fid.kid_subset_size(8, 100, 1000) == 4
+    assert fid.kid_subset_size(5000, 4000, 1000) == 1000
+    assert fid.kid_subset_size(3, 3, 1000) == 2
+
+
+def test_captions_fit_their_column_at_every_size():
+    from brushwork.grids import fitted_font, fit_text, labelled_grid, text_width
+
+    labels = ["real A", "reconstructed A", "CycleGAN: vangogh (runs/cyclegan-vangogh-2)", "Gatys: starry_night"]
+    for side in (16, 32, 64, 128, 256):
+        columns = [torch.zeros(1, 3, side, side) for _ in labels]
+        grid = labelled_grid(columns, labels)
+        assert grid.width == side * len(labels) and grid.height > side
+        font = fitted_font(labels, side - 4)
+        for label in labels:
+            assert text_width(fit_text(label, font, side - 4), font) <= side - 4
+    assert fit_text("short", fitted_font(["short"], 200), 200) == "short"  # nothing cut when it fits
+
+
+def test_fig7_columns_are_labelled_by_run_when_domains_repeat():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("grids_cli", REPO / "eval" / "grids.py")
+    grids = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grids)
+    assert grids.column_labels(["runs/a", "runs/b"], ["monet", "cezanne"]) == ["monet", "cezanne"]
+    assert grids.column_labels(["runs/m1", "runs/m2", "runs/c"], ["monet", "monet", "cezanne"]) == \
+        ["monet (m1)", "monet (m2)", "cezanne"]
+    assert grids.column_labels(["x/run", "y/run"], ["monet", "monet"]) == ["monet (x/run)", "monet (y/run)"]
+

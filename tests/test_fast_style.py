@@ -63,7 +63,7 @@ def style_loss_of(trainer, net, photos):
 def test_training_learns_the_style_on_held_out_photos():
     torch.manual_seed(0)
     cfg = FastStyleConfig(style=(str(STYLES / "starry_night.jpg"),), random_vgg=True, width=8, size=48, lr=1e-2,
-                          style_size=48, tv_weight=0.0)
+                          style_size=48, tv_weight=0.0, content_weight=1e4)
     trainer = FastStyleTrainer(cfg)
     train = torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB").resize((48, 48)))).permute(2, 0, 1)
                          for p in sorted((SAMPLES / "monet2photo" / "trainB").glob("*.jpg"))]).float() / 255
@@ -130,6 +130,16 @@ def test_two_ranks_train_identical_weights_and_stylize_runs(tmp_path, shards):
     sizes = {p.name: Image.open(p).size for p in out.glob("*.png")}
     originals = {p.with_suffix(".png").name: Image.open(p).size for p in (SAMPLES / "monet2photo" / "testB").glob("*.jpg")}
     assert sizes == originals  # full resolution, names kept
+    # the methods side by side on the same photos: Gatys renders beside the fast-style network
+    photos = SAMPLES / "monet2photo" / "testB"
+    assert run_script("train/gatys.py", "--content", photos, "--style", STYLES / "the_scream.jpg", "--out",
+                      tmp_path / "renders", "--random_vgg", "--size", 32, "--iterations", 2).returncode == 0
+    proc = run_script("eval/grids.py", "--compare", tmp_path / "renders", run, "--content", photos, "--rows", 3,
+                      "--size", 32, "--out", tmp_path / "grids")
+    assert proc.returncode == 0, proc.stderr
+    assert "methods side by side (Gatys: the_scream, fast style: the_scream)" in proc.stdout
+    grid = Image.open(tmp_path / "grids" / "compare_methods.png")
+    assert grid.width == 3 * 32 and grid.height > 3 * 32  # photo | Gatys | fast style, 3 rows, captions
 
 
 @pytest.mark.slow

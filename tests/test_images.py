@@ -160,3 +160,22 @@ def test_save_image_is_atomic(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no temp left behind
     with pytest.raises(ImageError, match="unknown image extension"):
         save_image(Image.new("RGB", (1, 1)), tmp_path / "out.xyz")
+
+
+def test_the_pixel_cap_is_ours_alone_and_its_advice_works():
+    """Pillow's own bomb limit (2 x 89M pixels) must not refuse what --max_pixels allows."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    # a PNG claiming 15000 x 15000 (225M pixels) with almost no pixel data behind it
+    header = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 15000, 15000, 8, 2, 0, 0, 0))
+              + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    with pytest.raises(ImageError, match=r"15000x15000 is 225,000,000 pixels, over the cap of 80,000,000; if you "
+                                         r"trust this file, rerun with --max_pixels 225000000 or more"):
+        decode_image(header, "huge.png")
+    with pytest.raises(ImageError, match=r"huge.png: truncated or corrupt"):  # past our cap: decoded, no bomb error
+        decode_image(header, "huge.png", max_pixels=225_000_000)
+

@@ -123,6 +123,8 @@ def test_scorer_matches_a_hand_computed_example(tmp_path):
     ]
     (tmp_path / "broken.json").write_text("{not json")
     files.append(str(tmp_path / "broken.json"))
+    (tmp_path / "photo.json").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00" * 20)  # a binary file among the answers
+    files.append(str(tmp_path / "photo.json"))
     forms = io.StringIO()
     writer = csv.writer(forms)
     writer.writerow(["Timestamp", "Your name", f"Image 1 [{r[0]}]", f"Image 2 [{r[1]}]", f"Image 3 [{r[2]}]", f"Image 4 [{r[3]}]"])
@@ -132,8 +134,8 @@ def test_scorer_matches_a_hand_computed_example(tmp_path):
     files.append(str(tmp_path / "forms.csv"))
 
     tally = survey.read_responses(KEY, files)
-    assert [x["rater"] for x in tally.responses] == ["Ann", "Bob", "Eve"]
-    assert len(tally.problems) == 5
+    assert [x["rater"] for x in tally.responses] == ["Ann", "Bob", "Eve"]  # the valid ones are all scored
+    assert len(tally.problems) == 6 and "photo.json: not a text file" in tally.problems[-2]
     result = survey.score(KEY, tally)
     by_id = {x["id"]: x for x in result["per_image"]}
     # image 1 (fake): Ann real, Bob fake, Eve real -> 2/3 real
@@ -148,7 +150,7 @@ def test_scorer_matches_a_hand_computed_example(tmp_path):
     (tmp_path / "key.json").write_text(json.dumps(KEY))
     proc = run_script("eval/survey.py", "score", tmp_path / "key.json", *files, "--out", tmp_path / "res")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("skipped:") == 5
+    assert proc.stderr.count("skipped:") == 6
     table = (tmp_path / "res" / "results.md").read_text()
     assert "| 1 | aaaaaaaaaaa1 | fake | 3 | 66.7 | 33.3 |" in table
     assert "3 of 6 votes = 50.0 % (95 % Wilson interval 18.8–81.2 %)" in table
