@@ -40,7 +40,6 @@ from .storage import open_url
 
 DOMAIN_IDS = {"A": 0, "B": 1}
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
-PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none", "center")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from . import checkpoint, gatys, vgg
 from .errors import BrushworkError
@@ -41,7 +42,8 @@ def load_style_images(paths: tuple[str, ...], size: int | None) -> tuple[list[to
         longer = size or min(max(img.size), MAX_STYLE_SIDE)
         if max(img.size) != longer:
             scale = longer / max(img.size)
-            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), 3)  # bicubic
+            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                             Image.Resampling.BICUBIC)
         images.append(to_unit_tensor(img)[None])
         digests.append(hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16])
     return images, digests

@@ -8,7 +8,6 @@ TensorFlow Inception graph. Random features (tests) are flagged as not comparabl
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Iterable, Iterator
 
 import torch

@@ -163,6 +163,21 @@ def is_done(out: str | Path, pair: Pair) -> bool:
     return recorded_params(out, pair) is not None
 
 
+def pairs_to_render(out: str | Path, pairs: list[Pair], overwrite: bool) -> list[Pair]:
+    """The pairs without a result, plus (with ``overwrite``) those made with other settings.
+
+    Without ``overwrite``, finished pairs with other settings are one BrushworkError: the folder
+    must not end up holding images its config does not describe.
+    """
+    changed = changed_settings(out, pairs)
+    if changed and not overwrite:
+        pair, diff = changed[0]
+        raise BrushworkError(f"{out} holds {len(changed)} render(s) made with other settings (e.g. {pair.name}: "
+                             f"{diff}); --overwrite re-renders them, or choose another --out")
+    redo = {p.name for p, _ in changed}
+    return [p for p in pairs if p.name in redo or not is_done(out, p)]
+
+
 def changed_settings(out: str | Path, pairs: list[Pair]) -> list[tuple[Pair, str]]:
     """Finished pairs whose recorded settings differ from this run's, with the first difference."""
     changed = []

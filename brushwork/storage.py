@@ -51,6 +51,3 @@ def open_url(url: str, mode: str = "rb", **kwargs):
     fs, path = filesystem(url)
     return fs.open(path, mode, **kwargs)
 
-
-def join(root: str, *parts: str) -> str:
-    return "/".join([str(root).rstrip("/"), *parts])

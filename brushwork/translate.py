@@ -59,8 +59,6 @@ def apply_batch(net: torch.nn.Module, images: list[Image.Image], device="cpu", *
     return [from_tensor(t) for t in y]
 
 
-translate_batch = apply_batch
-
 
 def size_batches(items: list, size_of, batch_size: int) -> list[list]:
     """Group items of equal size into batches of at most ``batch_size`` (order kept within a size)."""

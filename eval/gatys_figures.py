@@ -44,13 +44,8 @@ def fig3(cfg: Fig3Config) -> int:
     pairs_file = out / "fig3_pairs.jsonl"
     atomic_write_text(pairs_file, "\n".join(lines) + "\n")
     run = cfg.replace(pairs=str(pairs_file), out=str(cells_dir), batch=max(cfg.batch, len(lines)))
-    pairs, refused = gatys_run.read_pairs(run)
-    changed = gatys_run.changed_settings(cells_dir, pairs)
-    if changed and not cfg.overwrite:
-        raise BrushworkError(f"{cells_dir} holds cells made with other settings (e.g. {changed[0][0].name}: "
-                             f"{changed[0][1]}); --overwrite re-renders them, or choose another --out")
-    redo = {p.name for p, _ in changed}
-    todo = [p for p in pairs if p.name in redo or not gatys_run.is_done(cells_dir, p)]
+    pairs, _ = gatys_run.read_pairs(run)  # the cells' names are ours: none is refused
+    todo = gatys_run.pairs_to_render(cells_dir, pairs, cfg.overwrite)
     if todo:
         loaded = [gatys_run.load_pair(p, cfg.max_pixels) for p in todo]
         device = "cuda" if torch.cuda.is_available() else "cpu"

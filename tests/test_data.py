@@ -1,7 +1,6 @@
 """The training stream: exactly-once passes for any ranks x workers, balanced shares, exact resume, checked shards."""
 
 import io
-import itertools
 import tarfile
 from collections import Counter
 
@@ -251,7 +250,7 @@ def test_webdataset_reads_the_shards(tmp_path):
 
     import webdataset as wds
 
-    root = shard_dataset(tmp_path, n_a=5, n_b=3, per_shard=2)
+    shard_dataset(tmp_path, n_a=5, n_b=3, per_shard=2)
     urls = sorted(str(p) for p in (tmp_path / "shards" / "train").glob("A-*.tar"))
     samples = list(wds.WebDataset(urls, shardshuffle=False))
     assert sorted(s["__key__"] for s in samples) == [f"trainA__{i:06d}" for i in range(5)]

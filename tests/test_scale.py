@@ -1,7 +1,6 @@
 """The first cluster run: default shards feed 2x2 readers, accelerate's settings win, job logs are readable,
 errors once, shards in S3 (a real S3 API on 127.0.0.1), and every GPU-only branch run on the CPU."""
 
-import json
 import os
 import re
 import subprocess

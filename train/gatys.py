@@ -40,17 +40,6 @@ def fail_line(name: str, reason: str) -> None:
     print(f"failed: {name}: {reason}", file=sys.stderr, flush=True)
 
 
-def check_rerun(cfg: GatysConfig, out: Path, pairs: list) -> list:
-    """Pairs to (re-)render; refuses when finished pairs were made with other settings (unless --overwrite)."""
-    changed = gatys_run.changed_settings(out, pairs)
-    if changed and not cfg.overwrite:
-        pair, diff = changed[0]
-        raise BrushworkError(f"{out} holds {len(changed)} render(s) made with other settings (e.g. {pair.name}: "
-                             f"{diff}); --overwrite re-renders them, or choose another --out")
-    redo = {p.name for p, _ in changed}
-    return [p for p in pairs if p.name in redo or not gatys_run.is_done(out, p)]
-
-
 def main(cfg: GatysConfig) -> int:
     pairs, refused = gatys_run.read_pairs(cfg)
     from accelerate import PartialState
@@ -60,7 +49,7 @@ def main(cfg: GatysConfig) -> int:
     rank, world, device = state.process_index, state.num_processes, state.device
     out = Path(cfg.out)
     pairs = pairs[cfg.part::cfg.parts]  # this array task's share, then each rank's share of it
-    todo_all = check_rerun(cfg, out, pairs)
+    todo_all = gatys_run.pairs_to_render(out, pairs, cfg.overwrite)
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         config.write_resolved(cfg, out, "gatys_config.toml")

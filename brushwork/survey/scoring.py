@@ -162,8 +162,8 @@ def read_key(path: str | Path) -> dict:
     """A survey key written by ``build``; one line naming the file when it is not one."""
     try:
         key = json.loads(Path(path).read_text(encoding="utf-8"))
-        images, order, survey = key["images"], key["order"], key["survey"]
-        if not isinstance(images, dict) or not isinstance(order, list) or set(order) != set(images) or not all(
+        images, order = key["images"], key["order"]
+        if not isinstance(key["survey"], str) or not isinstance(images, dict) or not isinstance(order, list) or set(order) != set(images) or not all(
                 isinstance(v, dict) and v.get("truth") in ("real", "fake") for v in images.values()):
             raise ValueError("its images, order and truths do not agree")
     except FileNotFoundError:
