@@ -108,10 +108,13 @@ class Progress:
     # -- printing ------------------------------------------------------------------------------
 
     def status(self, fields: str = "", position: str = "") -> str:
+        """``desc done/total unit (pct) | fields | rate | ETA``; with ``position`` the caller gives the head and rate."""
+        if position:
+            return " | ".join([position] + ([fields] if fields else []) + [f"ETA {self.eta()}"])
         pct = f" ({100 * self.done / self.total:.0f} %)" if self.total else ""
-        head = position or f"{self.desc} {self.done}/{self.total} {self.unit}{pct}"
-        parts = [head] + ([fields] if fields else []) + [f"ETA {self.eta()}"]
-        return " | ".join(parts)
+        rate = f"{self.rate():.1f} {self.unit}/s"
+        parts = [f"{self.desc} {self.done}/{self.total} {self.unit}{pct}"] + ([fields] if fields else [])
+        return " | ".join(parts + [rate, f"ETA {self.eta()}"])
 
     def line(self, fields: str = "", position: str = "") -> None:
         """One status line now (a bar postfix on a terminal)."""

@@ -1,6 +1,7 @@
 """data_prep/shard.py: validation, determinism, atomic resumable writes, job arrays, fsspec outputs."""
 
 import io
+import re
 import shutil
 import json
 import signal
@@ -36,6 +37,8 @@ def test_original_layout_keeps_bytes_and_writes_manifest(tmp_path):
     proc = run_script("data_prep/shard.py", SAMPLES / "monet2photo", "--out", out, "--samples_per_shard", 8)
     assert proc.returncode == 0, proc.stderr
     assert "train A 20, B 20; test A 4, B 4" in proc.stdout and "0 rejected" in proc.stdout
+    # stdout is not a terminal: plain progress lines with done/total, rate and ETA (the last one: done)
+    assert re.search(r"^shard 48/48 img \(100 %\) \| [\d.]+ img/s \| ETA done$", proc.stdout, re.M)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["splits"] == {"train": {"A": {"samples": 20, "shards": 3}, "B": {"samples": 20, "shards": 3}},
                                   "test": {"A": {"samples": 4, "shards": 1}, "B": {"samples": 4, "shards": 1}}}
