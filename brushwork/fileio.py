@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,13 +40,15 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temp file beside ``path``; on clean exit it is synced and renamed onto ``path``.
 
     The temp file is created with mode 0666 minus the umask, as a plain ``open()`` would (shared
-    clusters need group-readable outputs), and removed on any error.
+    clusters need group-readable outputs), and removed on any error. Its name is fixed per target
+    (``.{name}.tmp``): after a kill (which no handler sees) the rerun, which must write that
+    unfinished target again, reuses and renames it, so no stale temp file outlives the rerun.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
