@@ -77,8 +77,8 @@ class StylizeConfig(ApplyConfig):
     style_index: int = setting(0, "which style of a multi-style network", min=0)
     style_mix: tuple[float, ...] = setting((), "blend the styles of a multi-style network with these weights, "
                                                "e.g. 0.3,0.7 (overrides --style_index)", min=0)
-    onnx: str = setting("", "also export the network to this ONNX file (dynamic height/width) and check it "
-                            "against torch with onnxruntime")
+    onnx: str = setting("", "also export the network with this style to this ONNX file (input [0, 1], dynamic "
+                            "batch/height/width, sides multiples of 4) and check it against torch with onnxruntime")
     domain: Literal["A", "B"] = setting("B", "with a shard root as --input: which domain")
 
     def check(self) -> None:
