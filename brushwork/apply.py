@@ -20,7 +20,7 @@ from .data import image_source
 from .errors import BrushworkError, ImageError
 from .fileio import inside
 from .images import save_image
-from .progress import Progress
+from .progress import Progress, print_line
 from .translate import size_batches, test_scale
 
 Forward = Callable[[list[Image.Image]], list[Image.Image]]
@@ -60,7 +60,7 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
         try:
             loaded.append((it, load(it)))
         except ImageError as e:
-            print(f"skipped: {e}", file=sys.stderr, flush=True)
+            print_line(f"skipped: {e}")
             failed += 1
     with Progress(len(loaded), desc=tool, unit="img", enabled=state.is_main_process) as progress:
         for group in size_batches(loaded, lambda pair: pair[1].size, cfg.batch_size):
@@ -73,9 +73,11 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
                 if more is not None:
                     save_image(more, output(it, second[0]))
             progress.update(len(group))
-    print(f"rank {state.process_index}: {tool}: {len(loaded)} image(s) into {out}"
-          + (f", {len(items) - len(todo)} already there" if len(items) > len(todo) else "")
-          + (f", {failed} unreadable" if failed else ""), flush=True)
+    if state.num_processes > 1:
+        state.wait_for_everyone()  # rank 0's bar is closed before any rank prints its line
+    print_line(f"rank {state.process_index}: {tool}: {len(loaded)} image(s) into {out}"
+               + (f", {len(items) - len(todo)} already there" if len(items) > len(todo) else "")
+               + (f", {failed} unreadable" if failed else ""), sys.stdout)
     cli.end_distributed()
     if cfg.results_html and state.is_main_process:
         columns = ("input", "output") + ((second[0],) if second else ())

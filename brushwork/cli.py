@@ -214,6 +214,7 @@ def main(command: Command | dict[str, Command], argv: list[str] | None = None, p
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = prog or os.path.basename(sys.argv[0] or "brushwork")
     warnings.formatwarning = _one_line_warning
+    warnings.showwarning = _show_warning
     try:
         if isinstance(command, dict):
             if not argv or argv[0] in ("-h", "--help", "help"):
@@ -233,6 +234,13 @@ def main(command: Command | dict[str, Command], argv: list[str] | None = None, p
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     """Warnings (ours and the libraries') as one line each, without the source line under them."""
     return f"warning: {message}\n"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning raised while a progress bar is drawn goes above the bar."""
+    from brushwork.progress import print_line
+
+    print_line(_one_line_warning(message, category, filename, lineno).rstrip("\n"), file or sys.stderr)
 
 
 def handle(e: BaseException, prog: str) -> int:
@@ -273,7 +281,9 @@ def _report(prog: str, message: str, e: BaseException) -> None:
     line = f"{prog}: error: {message}" if r == 0 or not _started else f"{prog}: error: rank {r}: {message}"
     if os.environ.get(DEBUG_ENV):
         traceback.print_exception(e)
-    print(line, file=sys.stderr, flush=True)
+    from brushwork.progress import print_line
+
+    print_line(line, sys.stderr)  # one write: ranks' lines never interleave
     _elastic_error_file(line)
 
 

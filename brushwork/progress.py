@@ -36,6 +36,21 @@ def is_terminal(stream: TextIO | None = None) -> bool:
         return False
 
 
+def print_line(text: str, file: TextIO | None = None) -> None:
+    """One line to ``file`` (stderr by default): above a progress bar on the terminal, never glued onto it.
+
+    For lines any process may print while rank 0 draws its bar (a failed pair, a warning, a rank's
+    summary). One write per line, so lines of ranks sharing a terminal or log file never interleave.
+    """
+    file = file or sys.stderr
+    tqdm_module = sys.modules.get("tqdm")
+    if tqdm_module is not None and getattr(tqdm_module.tqdm, "_instances", None):
+        tqdm_module.tqdm.write(text, file=file)  # clears the bars, writes, redraws them
+    else:
+        file.write(text + "\n")
+    file.flush()
+
+
 class Progress:
     """Counts work done out of ``total``; draws a bar on a terminal, else prints a line now and then.
 

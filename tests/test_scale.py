@@ -123,6 +123,65 @@ def test_a_job_log_file_has_step_lines_with_losses_rate_and_eta(tmp_path):
     assert re.search(r"^checkpoint: .*step_00000003 \(step 3; export/ refreshed\)$", text, re.M)
 
 
+def run_in_terminal(command: list[str], timeout: float = 300) -> tuple[int, str]:
+    """Run a command with stdout and stderr on a pseudo-terminal (120 columns), as a person at a shell does."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, cwd=REPO,
+                            env={**os.environ, **TRAIN_ENV, "TERM": "xterm"})
+    os.close(follower)
+    chunks, deadline = [], time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([leader], [], [], 1.0)[0]:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: every writer has closed the terminal
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            elif proc.poll() is not None:
+                break
+    finally:
+        os.close(leader)
+    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_on_a_terminal_training_draws_one_bar_and_prints_other_lines_above_it(tmp_path):
+    out = synth_shards(tmp_path / "d", n_train=8, per_shard=4)
+    code, text = run_in_terminal(train_command(tmp_path / "run", out, "--max_steps", 6, "--num_workers", 0,
+                                               "--checkpoint_every", 3))
+    assert code == 0, text[-3000:]
+    assert re.search(r"step: 100%\|[^\r\n]*\| 6/6 ", text), text[-3000:]  # the tqdm bar, redrawn with \r
+    assert not re.search(r"step \d+/6 \(epoch", text)  # no log-file lines on a terminal
+    assert re.search(r"G [\d.]+, D [\d.]+|G [\d.]+ D [\d.]+", text)  # losses ride on the bar
+    notices = [m.start() for m in re.finditer(r"checkpoint: ", text)]
+    assert len(notices) == 2, text[-3000:]  # steps 3 and 6
+    for start in notices:  # each on a line of its own: the bar was cleared first, not glued onto it
+        assert text[start - 1] in "\r\n", repr(text[max(0, start - 80):start + 20])
+
+
+def test_on_a_terminal_shard_draws_a_bar_and_its_summary_on_lines_of_their_own(tmp_path):
+    src = make_synth(tmp_path / "src", 6, n_test=2, size=32)
+    code, text = run_in_terminal([sys.executable, str(REPO / "data_prep/shard.py"), str(src), "--out",
+                                  str(tmp_path / "shards")])
+    assert code == 0, text
+    assert re.search(r"shard: 100%\|[^\r\n]*\| 16/16 ", text), text
+    assert not re.search(r"^shard \d+/16 img", text, re.M)  # the log-file form is for files only
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if "wrote" in line or "manifest" in line:
+            assert "%|" not in line, repr(line)  # summary lines are not glued onto the bar
+
+
 @pytest.mark.slow
 def test_two_rank_gatys_writes_one_progress_stream(tmp_path):
     content, style = SAMPLES / "gatys" / "content", SAMPLES / "gatys" / "style" / "the_scream.jpg"
@@ -137,6 +196,24 @@ def test_two_rank_gatys_writes_one_progress_stream(tmp_path):
     assert progress[-1].startswith("gatys 4/4 pair (100 %)")  # rank 0 counts every rank's finished pairs
     counts = [int(l.split()[1].split("/")[0]) for l in progress]
     assert counts == sorted(counts)
+
+
+@pytest.mark.slow
+def test_two_rank_gatys_on_a_terminal_draws_one_bar_and_the_ranks_lines_below_it(tmp_path):
+    content, style = SAMPLES / "gatys" / "content", SAMPLES / "gatys" / "style" / "the_scream.jpg"
+    code, text = run_in_terminal([ACCELERATE, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                                  "--main_process_port", str(free_port()), "--mixed_precision", "no",
+                                  "--dynamo_backend", "no", str(REPO / "train/gatys.py"), "--content", str(content),
+                                  "--style", str(style), "--out", str(tmp_path / "out"), "--random_vgg",
+                                  "--size", "32", "--iterations", "3", "--batch", "1"])
+    assert code == 0, text[-3000:]
+    counts = [int(c) for c in re.findall(r"gatys:\s+\d+%\|[^|\r\n]*\| (\d)/4 ", text)]
+    assert counts and counts == sorted(counts) and counts[-1] == 4, text[-3000:]  # one bar: it never goes back
+    assert not re.search(r"^gatys \d/4 pair", text, re.M)  # no log-file lines on a terminal
+    for rank in (0, 1):
+        line = f"rank {rank}: rendered 2"
+        start = text.index(line)
+        assert text[start - 1] == "\n", repr(text[max(0, start - 80):start + 40])  # not glued onto the bar
 
 
 @pytest.mark.slow

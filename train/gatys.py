@@ -32,12 +32,12 @@ import torch
 
 from brushwork import cli, config, gatys_run
 from brushwork.errors import BrushworkError
-from brushwork.progress import Progress
+from brushwork.progress import Progress, print_line
 from brushwork.schemas.gatys import GatysConfig
 
 
 def fail_line(name: str, reason: str) -> None:
-    print(f"failed: {name}: {reason}", file=sys.stderr, flush=True)
+    print_line(f"failed: {name}: {reason}")
 
 
 def main(cfg: GatysConfig) -> int:
@@ -77,20 +77,23 @@ def main(cfg: GatysConfig) -> int:
     finished = lambda: sum(1 for p in todo_all if gatys_run.is_done(out, p)) if state.is_main_process else 0
     with progress:
         rendered, batch_failed = gatys_run.render_all(
-            loaded, cfg, out, device, rank, report=lambda line: print(line, file=sys.stderr, flush=True),
+            loaded, cfg, out, device, rank, report=print_line,
             on_batch=lambda n: progress.update(finished() - progress.done),
             on_eval=lambda n, loss: progress.update(0, f"evaluation {n}, loss {loss:.4g}"))
         failed += batch_failed
-        done_before = len(mine) - len(todo)
-        counts = torch.tensor([rendered, done_before, len(failed)], device=device)
-        total = reduce(counts, "sum").tolist() if world > 1 else counts.tolist()  # every rank has finished here
+        if world > 1:
+            state.wait_for_everyone()
         progress.update(finished() - progress.done)  # the job's last line counts the other ranks' pairs too
+    # the ranks' summary lines wait in this reduce until rank 0 has closed its bar, so none lands on it
+    done_before = len(mine) - len(todo)
+    counts = torch.tensor([rendered, done_before, len(failed)], device=device)
+    total = reduce(counts, "sum").tolist() if world > 1 else counts.tolist()
     share = len(mine) + (len(refused) if state.is_main_process else 0)
-    print(f"rank {rank}: rendered {rendered}, already done {done_before}, failed {len(failed)} "
-          f"(of {share} pairs) -> {out}", flush=True)
+    print_line(f"rank {rank}: rendered {rendered}, already done {done_before}, failed {len(failed)} "
+               f"(of {share} pairs) -> {out}", sys.stdout)
     if state.is_main_process and world > 1:
-        print(f"all ranks: rendered {total[0]}, already done {total[1]}, failed {total[2]} of "
-              f"{len(pairs) + len(refused)} pairs", flush=True)
+        print_line(f"all ranks: rendered {total[0]}, already done {total[1]}, failed {total[2]} of "
+                   f"{len(pairs) + len(refused)} pairs", sys.stdout)
     cli.end_distributed()
     if total[2] and total[0] + total[1] == 0:
         raise BrushworkError(f"every pair failed ({total[2]}); see the lines above")
