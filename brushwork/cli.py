@@ -74,7 +74,7 @@ def _is_flag(token: str) -> bool:
     if not token.startswith("-") or token == "-":
         return False
     try:
-        float(token)  # a negative number is a value
+        [float(part) for part in token.split(",")]  # a negative number (or a list of numbers) is a value
         return False
     except ValueError:
         return True
@@ -134,7 +134,7 @@ def parse_args(cls: type, argv: list[str], allow_preset: bool = False) -> tuple[
                 items.append(argv[i])
                 i += 1
             if not items:
-                raise ConfigError(f"--{name} expects {config.type_name(tp)}")
+                raise ConfigError(f"--{name} expects {config.type_name(tp)} (give --{name} VALUE[,VALUE...])")
             value = ",".join(items) if len(items) > 1 else items[0]
         else:
             if i >= len(argv) or _is_flag(argv[i]):

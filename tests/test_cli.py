@@ -126,3 +126,17 @@ def test_bare_booleans_and_their_negation():
     assert cfg.winograd is False and cfg.deterministic is True
     survey = load("eval/survey.py")
     assert cli.resolve(survey.COMMANDS["build"], ["--zip"]).zip is True
+
+
+def test_negative_numbers_and_lists_of_them_are_values_not_flags():
+    stylize = load("eval/stylize.py")
+    for argv in (["--style_mix", "-1,2"], ["--style_mix=-1,2"], ["--style_mix", "-1", "2"]):
+        with pytest.raises(config.ConfigError, match=r"^--style_mix must be at least 0; got -1\.0$"):
+            cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", *argv])
+    with pytest.raises(config.ConfigError, match=r"^--style_index must be at least 0; got -1$"):
+        cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", "--style_index", "-1"])
+    with pytest.raises(config.ConfigError, match=r"^--style_mix expects a list of numbers \(give --style_mix VALUE"):
+        cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", "--style_mix", "--style_index", "1"])
+    with pytest.raises(config.ConfigError, match=r"^--style_index 1 and --style_mix both pick the style: give one"):
+        cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", "--style_mix", "1,2",
+                                      "--style_index", "1"])

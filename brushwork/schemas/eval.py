@@ -76,7 +76,7 @@ class StylizeConfig(ApplyConfig):
     step: int | None = setting(None, "with a run dir: use the checkpoint of this step (default: the newest)", min=0)
     style_index: int = setting(0, "which style of a multi-style network", min=0)
     style_mix: tuple[float, ...] = setting((), "blend the styles of a multi-style network with these weights, "
-                                               "e.g. 0.3,0.7 (overrides --style_index)", min=0)
+                                               "e.g. 0.3,0.7 (instead of --style_index)", min=0)
     onnx: str = setting("", "also export the network with this style to this ONNX file (input [0, 1], dynamic "
                             "batch/height/width, sides multiples of 4) and check it against torch with onnxruntime")
     domain: Literal["A", "B"] = setting("B", "with a shard root as --input: which domain")
@@ -85,6 +85,9 @@ class StylizeConfig(ApplyConfig):
         super().check()
         if self.style_mix and sum(self.style_mix) <= 0:
             raise ConfigError("--style_mix weights must not all be zero")
+        if self.style_mix and self.style_index:
+            raise ConfigError(f"--style_index {self.style_index} and --style_mix both pick the style: give one "
+                              f"(--style_mix with a 1 for style {self.style_index} and 0 elsewhere is the same)")
 
     def check_inputs(self) -> None:
         if not self.run:
