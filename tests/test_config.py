@@ -11,7 +11,7 @@ from brushwork.config import Config, build, load_config, load_preset, setting, t
 from brushwork.errors import ConfigError
 from brushwork.schemas.data import ShardConfig
 from brushwork.schemas.gatys import PAIR_KEYS, RENDER_KEYS, GatysConfig
-from brushwork.schemas.train import CycleGANConfig
+from brushwork.schemas.train import CycleGANConfig, FastStyleConfig
 
 from conftest import assert_one_error_line, run_script
 
@@ -97,6 +97,8 @@ def test_cross_field_rules_hold_for_every_construction():
         build(ShardConfig, {"max_side": 3})
     with pytest.raises(ConfigError):  # dataclasses.replace goes through the same checks
         CycleGANConfig().replace(crop_size=999)
+    with pytest.raises(ConfigError, match=r"^--style lists a.jpg more than once; give each style image once$"):
+        build(FastStyleConfig, {"style": "a.jpg,b.jpg,a.jpg"})
 
 
 def test_pair_keys_are_derived_from_the_schema():

@@ -123,3 +123,6 @@ class FastStyleConfig(TrainConfig):
         if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
             raise ConfigError(f"{len(self.style_layers)} --style_layers but {len(self.style_layer_weights)} "
                               "--style_layer_weights; give one weight per layer or none")
+        repeated = sorted({s for s in self.style if self.style.count(s) > 1})
+        if repeated:
+            raise ConfigError(f"--style lists {', '.join(repeated)} more than once; give each style image once")
