@@ -160,6 +160,8 @@ class FastStyleTrainer:
 
 
 def _net_from_state(state, what: str) -> TransformerNet:
+    if isinstance(state, dict) and ("G_A" in state or "model.1.weight" in state):
+        raise BrushworkError(f"{what}: CycleGAN weights, not a fast-style network; use eval/translate.py")
     if not isinstance(state, dict) or "down.0.norm.weight" not in state:
         raise BrushworkError(f"{what}: not a fast-style network (no down.0.norm.weight); pass a run dir of "
                              "train/fast_style.py or its export/net.pth")
@@ -180,6 +182,8 @@ def load_stylizer(source: str | Path, step: int | None = None) -> tuple[Transfor
     if source.is_dir():
         ckpt = checkpoint.at_step(source, step)
         models = checkpoint.load_file(ckpt / "models.pt")
+        if isinstance(models, dict) and "G_A" in models and "net" not in models:
+            raise BrushworkError(f"{source}: a CycleGAN run, not a fast-style run; use eval/translate.py {source}")
         net = _net_from_state(models.get("net") if isinstance(models, dict) else models, f"{ckpt / 'models.pt'}")
         styles = [style_name(p) for p in config.read_resolved(source / "config.toml").get("style", [])]
         used = f"fast-style network of {source} at step {checkpoint.step_of(ckpt)} ({ckpt / 'models.pt'})"

@@ -151,3 +151,21 @@ def inside(root: str | os.PathLike, relative: str, what: str = "path") -> Path:
     for part in parts:
         safe_name(part, what)
     return Path(root).joinpath(*parts)
+
+
+
+def folder_holding(path: str | os.PathLike, folders) -> str | None:
+    """The first of ``folders`` (local folders; others are ignored) that is ``path`` or holds it, else None.
+
+    An output folder inside an input folder is a trap: input folders are searched recursively, so the next
+    run would read the outputs as inputs.
+    """
+    if "://" in str(path):
+        return None
+    target = Path(path).resolve()
+    for given in folders:
+        if given and "://" not in str(given) and Path(given).is_dir():
+            folder = Path(given).resolve()
+            if target == folder or folder in target.parents:
+                return str(given)
+    return None

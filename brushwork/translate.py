@@ -75,6 +75,8 @@ def size_batches(items: list, size_of, batch_size: int) -> list[list]:
 def _generator_from_state(state, what: str, winograd: bool) -> ResnetGenerator:
     if not isinstance(state, dict):
         raise BrushworkError(f"{what}: holds a {type(state).__name__}, not a generator state dict")
+    if "down.0.norm.weight" in state:
+        raise BrushworkError(f"{what}: a fast-style network, not a CycleGAN generator; use eval/stylize.py")
     state = strip_wrappers(state)
     try:
         arch = generator_arch(state)
@@ -102,6 +104,8 @@ def load_generator(source: str | Path, direction: str = "AtoB", step: int | None
         ckpt = checkpoint.at_step(source, step)
         models = checkpoint.load_file(ckpt / "models.pt")
         what = f"{ckpt / 'models.pt'}[{name!r}]"
+        if isinstance(models, dict) and "net" in models and name not in models:
+            raise BrushworkError(f"{source}: a fast-style run, not a CycleGAN run; use eval/stylize.py {source}")
         net = _generator_from_state(models.get(name) if isinstance(models, dict) else models, what, winograd)
         return net, f"{name} of {source} at step {checkpoint.step_of(ckpt)} ({ckpt / 'models.pt'})"
     if step is not None:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from brushwork.errors import BrushworkError
 from brushwork.fast_style import FastStyleTrainer
 from brushwork.schemas.train import FastStyleConfig
 from brushwork.style_net import ConditionalInstanceNorm2d, TransformerNet
@@ -197,3 +198,32 @@ def test_bad_style_and_stylize_inputs_are_one_line(tmp_path, shards):
     assert_one_error_line(proc, "none.jpg: no such file")
     proc = run_script("eval/stylize.py", tmp_path / "nothing", "--input", tmp_path, "--out", tmp_path / "o")
     assert_one_error_line(proc, "nothing: no such run folder or network file")
+
+
+def test_a_cyclegan_run_and_a_fast_style_run_each_point_to_their_own_tool(tmp_path):
+    from brushwork.fast_style import load_stylizer
+    from brushwork.networks import ResnetGenerator
+    from brushwork.translate import load_generator
+
+    def fake_run(name, models):
+        step = tmp_path / name / "checkpoints" / "step_00000001"
+        step.mkdir(parents=True)
+        torch.save(models, step / "models.pt")
+        (step.parent / "latest").write_text("step_00000001")
+        return tmp_path / name
+
+    generator = ResnetGenerator(ngf=4, n_blocks=1).state_dict()
+    style_net = TransformerNet(width=4, n_styles=1).state_dict()
+    cyclegan_run = fake_run("cg", {"G_A": generator, "G_B": generator})
+    fast_run = fake_run("fs", {"net": style_net})
+    torch.save(generator, tmp_path / "G_A.pth")
+    torch.save(style_net, tmp_path / "net.pth")
+    with pytest.raises(BrushworkError, match=r"cg: a CycleGAN run, not a fast-style run; use eval/translate.py"):
+        load_stylizer(cyclegan_run)
+    with pytest.raises(BrushworkError, match=r"G_A.pth: CycleGAN weights, not a fast-style network; use eval/trans"):
+        load_stylizer(tmp_path / "G_A.pth")
+    with pytest.raises(BrushworkError, match=r"fs: a fast-style run, not a CycleGAN run; use eval/stylize.py"):
+        load_generator(fast_run)
+    with pytest.raises(BrushworkError, match=r"net.pth: a fast-style network, not a CycleGAN generator; use eval/st"):
+        load_generator(tmp_path / "net.pth")
+    assert load_stylizer(fast_run)[0].n_styles == 1 and load_generator(cyclegan_run)[0] is not None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal
 
 from ..config import Config, setting
 from ..errors import ConfigError
+from ..fileio import folder_holding
 from .data import DEFAULT_MAX_PIXELS
 
 TestScale = Literal["none", "resize", "scale_width", "scale_shorter_side", "scale_longer_side"]
@@ -38,6 +40,13 @@ class ApplyConfig(Config):
             return self.preprocess
         return "scale_width" if self.load_size else "none"
 
+    def check_inputs(self) -> None:
+        if not os.path.isfile(os.path.join(self.input, "manifest.json")):  # a shard root is read by its manifest
+            inside = folder_holding(self.out, [self.input])
+            if inside:
+                raise ConfigError(f"--out {self.out} is inside --input {inside}: the next run would read the "
+                                  "outputs as inputs; choose an --out outside it")
+
     def check(self) -> None:
         if self.preprocess not in (None, "none") and self.load_size is None:
             raise ConfigError(f"--preprocess {self.preprocess} needs --load_size N (the size to scale to)")
@@ -63,6 +72,7 @@ class TranslateConfig(ApplyConfig):
     winograd: bool = setting(True, "ResNet-block convs as Winograd on CPU (same weights; faster)")
 
     def check_inputs(self) -> None:
+        super().check_inputs()
         if bool(self.run) == bool(self.model):
             raise ConfigError("give RUN (a run dir or a .pth file) or --model NAME, exactly one")
 
@@ -90,6 +100,7 @@ class StylizeConfig(ApplyConfig):
                               f"(--style_mix with a 1 for style {self.style_index} and 0 elsewhere is the same)")
 
     def check_inputs(self) -> None:
+        super().check_inputs()
         if not self.run:
             raise ConfigError("give RUN: a fast-style run dir or an exported .pth file")
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 from ..config import Config, fields_with_role, setting
 from ..errors import ConfigError
+from ..fileio import folder_holding
 from .data import DEFAULT_MAX_PIXELS
 
 PAIR, RENDER = "pair", "render"
@@ -65,6 +66,13 @@ class GatysConfig(Config):
         if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
             raise ConfigError(f"{len(self.style_layers)} style layers but {len(self.style_layer_weights)} "
                               "style_layer_weights; give one weight per layer")
+
+    def check_inputs(self) -> None:
+        for flag, folder in (("--content", self.content), ("--style", self.style)):
+            inside = folder_holding(self.out, [folder])
+            if inside:
+                raise ConfigError(f"--out {self.out} is inside {flag} {inside}: the next run would read the "
+                                  f"renders as {flag[2:]} images; choose an --out outside it")
 
 
 PAIR_KEYS = fields_with_role(GatysConfig, PAIR)
