@@ -140,3 +140,33 @@ def test_negative_numbers_and_lists_of_them_are_values_not_flags():
     with pytest.raises(config.ConfigError, match=r"^--style_index 1 and --style_mix both pick the style: give one"):
         cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", "--style_mix", "1,2",
                                       "--style_index", "1"])
+
+
+def test_a_rank_that_ended_its_process_group_exits_with_its_code_after_the_atexit_handlers(tmp_path):
+    # the interpreter's teardown is skipped after end_distributed (gloo threads can abort it); nothing else is
+    script = tmp_path / "rank.py"
+    script.write_text(f"""
+import atexit, sys
+from dataclasses import dataclass
+import torch.distributed as dist
+from brushwork import cli
+from brushwork.config import Config, setting
+
+@dataclass(frozen=True)
+class RankConfig(Config):
+    code: int = setting(0, "exit code", min=0)
+
+def main(cfg):
+    dist.init_process_group("gloo", init_method="file://{tmp_path / 'store'}", rank=0, world_size=1)
+    atexit.register(lambda: open("{tmp_path / 'atexit_ran'}", "w").close())
+    print("buffered line", end="")
+    cli.end_distributed()
+    return cfg.code
+
+sys.exit(cli.main(cli.Command(RankConfig, main, "a rank")))
+""")
+    proc = subprocess.run([sys.executable, str(script), "--code", "3"], capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == "buffered line" and (tmp_path / "atexit_ran").exists()
+    assert cli._distributed_ended is False  # in this process nothing was distributed

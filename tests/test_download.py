@@ -217,7 +217,9 @@ def test_offline_is_one_line_naming_the_url_and_the_place(tmp_path):
     line = assert_one_error_line(proc, f"cannot download {url}/style_cezanne.pth",
                                  f"put it at {hub}/hub/checkpoints/cyclegan/style_cezanne.pth", "--from FILE")
     assert len(line) < 500
-    proc = run_script("eval/translate.py", "--model", "style_vangogh", "--input", tmp_path, "--out", tmp_path / "o",
+    (tmp_path / "photos").mkdir()
+    proc = run_script("eval/translate.py", "--model", "style_vangogh", "--input", tmp_path / "photos", "--out",
+                      tmp_path / "o",
                       env={"TORCH_HOME": str(hub)})
     assert_one_error_line(proc, "style_vangogh is not downloaded yet: python -m brushwork.pretrained style_vangogh",
                           "efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/style_vangogh.pth")

@@ -196,7 +196,8 @@ def test_bad_style_and_stylize_inputs_are_one_line(tmp_path, shards):
     proc = run_script("train/fast_style.py", "--style", tmp_path / "none.jpg", "--data", shards, "--run_dir",
                       tmp_path / "r", *TINY)
     assert_one_error_line(proc, "none.jpg: no such file")
-    proc = run_script("eval/stylize.py", tmp_path / "nothing", "--input", tmp_path, "--out", tmp_path / "o")
+    proc = run_script("eval/stylize.py", tmp_path / "nothing", "--input", SAMPLES / "gatys" / "content", "--out",
+                      tmp_path / "o")
     assert_one_error_line(proc, "nothing: no such run folder or network file")
 
 
