@@ -73,8 +73,7 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
                 if more is not None:
                     save_image(more, output(it, second[0]))
             progress.update(len(group))
-    if state.num_processes > 1:
-        state.wait_for_everyone()  # rank 0's bar is closed before any rank prints its line
+    state.wait_for_everyone()  # rank 0's bar is closed before any rank prints its line
     print_line(f"rank {state.process_index}: {tool}: {len(loaded)} image(s) into {out}"
                + (f", {len(items) - len(todo)} already there" if len(items) > len(todo) else "")
                + (f", {failed} unreadable" if failed else ""), sys.stdout)

@@ -32,6 +32,7 @@ from typing import Any, Callable
 from . import config
 from .errors import BrushworkError, ConfigError
 from .fileio import disk_error
+from .progress import print_line
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -75,10 +76,11 @@ def _is_flag(token: str) -> bool:
     if not token.startswith("-") or token == "-":
         return False
     try:
-        [float(part) for part in token.split(",")]  # a negative number (or a list of numbers) is a value
-        return False
+        for part in token.split(","):  # a negative number (or a list of numbers) is a value
+            float(part)
     except ValueError:
         return True
+    return False
 
 
 def parse_args(cls: type, argv: list[str], allow_preset: bool = False) -> tuple[dict[str, Any], str | None]:
@@ -246,8 +248,6 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A warning raised while a progress bar is drawn goes above the bar."""
-    from brushwork.progress import print_line
-
     print_line(_one_line_warning(message, category, filename, lineno).rstrip("\n"), file or sys.stderr)
 
 
@@ -289,8 +289,6 @@ def _report(prog: str, message: str, e: BaseException) -> None:
     line = f"{prog}: error: {message}" if r == 0 or not _started else f"{prog}: error: rank {r}: {message}"
     if os.environ.get(DEBUG_ENV):
         traceback.print_exception(e)
-    from brushwork.progress import print_line
-
     print_line(line, sys.stderr)  # one write: ranks' lines never interleave
     _elastic_error_file(line)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from .errors import ConfigError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, is_within
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -71,6 +71,15 @@ class Config:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def refuse_output_inside(out: str, inputs: Mapping[str, str]) -> None:
+    """ConfigError when ``out`` is an input folder (given as flag -> folder) or lies inside one: input
+    folders are searched recursively, so the next run would read the outputs as inputs."""
+    for flag, folder in inputs.items():
+        if is_within(out, folder):
+            raise ConfigError(f"--out {out} is inside {flag} {folder}: the next run would read the outputs as "
+                              "inputs; choose an --out outside it")
 
 
 def fields_with_role(cls: type, role: str) -> tuple[str, ...]:

@@ -154,18 +154,9 @@ def inside(root: str | os.PathLike, relative: str, what: str = "path") -> Path:
 
 
 
-def folder_holding(path: str | os.PathLike, folders) -> str | None:
-    """The first of ``folders`` (local folders; others are ignored) that is ``path`` or holds it, else None.
-
-    An output folder inside an input folder is a trap: input folders are searched recursively, so the next
-    run would read the outputs as inputs.
-    """
-    if "://" in str(path):
-        return None
-    target = Path(path).resolve()
-    for given in folders:
-        if given and "://" not in str(given) and Path(given).is_dir():
-            folder = Path(given).resolve()
-            if target == folder or folder in target.parents:
-                return str(given)
-    return None
+def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """``path`` is the local folder ``folder`` or lies inside it (object-storage URLs and files: False)."""
+    if not folder or "://" in str(path) or "://" in str(folder) or not Path(folder).is_dir():
+        return False
+    target, folder = Path(path).resolve(), Path(folder).resolve()
+    return target == folder or folder in target.parents

@@ -81,8 +81,7 @@ def main(cfg: GatysConfig) -> int:
             on_batch=lambda n: progress.update(finished() - progress.done),
             on_eval=lambda n, loss: progress.update(0, f"evaluation {n}, loss {loss:.4g}"))
         failed += batch_failed
-        if world > 1:
-            state.wait_for_everyone()
+        state.wait_for_everyone()
         progress.update(finished() - progress.done)  # the job's last line counts the other ranks' pairs too
     # the ranks' summary lines wait in this reduce until rank 0 has closed its bar, so none lands on it
     done_before = len(mine) - len(todo)

@@ -6,9 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import Config, setting
+from ..config import Config, refuse_output_inside, setting
 from ..errors import ConfigError
-from ..fileio import folder_holding
 from .data import DEFAULT_MAX_PIXELS
 
 TestScale = Literal["none", "resize", "scale_width", "scale_shorter_side", "scale_longer_side"]
@@ -42,10 +41,7 @@ class ApplyConfig(Config):
 
     def check_inputs(self) -> None:
         if not os.path.isfile(os.path.join(self.input, "manifest.json")):  # a shard root is read by its manifest
-            inside = folder_holding(self.out, [self.input])
-            if inside:
-                raise ConfigError(f"--out {self.out} is inside --input {inside}: the next run would read the "
-                                  "outputs as inputs; choose an --out outside it")
+            refuse_output_inside(self.out, {"--input": self.input})
 
     def check(self) -> None:
         if self.preprocess not in (None, "none") and self.load_size is None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import Config, fields_with_role, setting
+from ..config import Config, fields_with_role, refuse_output_inside, setting
 from ..errors import ConfigError
-from ..fileio import folder_holding
 from .data import DEFAULT_MAX_PIXELS
 
 PAIR, RENDER = "pair", "render"
@@ -68,11 +67,7 @@ class GatysConfig(Config):
                               "style_layer_weights; give one weight per layer")
 
     def check_inputs(self) -> None:
-        for flag, folder in (("--content", self.content), ("--style", self.style)):
-            inside = folder_holding(self.out, [folder])
-            if inside:
-                raise ConfigError(f"--out {self.out} is inside {flag} {inside}: the next run would read the "
-                                  f"renders as {flag[2:]} images; choose an --out outside it")
+        refuse_output_inside(self.out, {"--content": self.content, "--style": self.style})
 
 
 PAIR_KEYS = fields_with_role(GatysConfig, PAIR)
