@@ -16,10 +16,11 @@ made with other settings, so the folder never holds images its config does not d
 from __future__ import annotations
 
 import csv
-import io
 import json
+import os
 import time
 import zlib
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import config, gatys, optim
-from .errors import BrushworkError, ConfigError
+from .errors import BrushworkError, ConfigError, ImageError
 from .fileio import atomic_write_text, safe_name
-from .images import find_images, from_unit_tensor, load_image, save_image, to_unit_tensor
+from .images import find_images, from_unit_tensor, image_size, load_image, save_image, to_unit_tensor
 from .schemas.gatys import PAIR_KEYS, RENDER_KEYS, GatysConfig
 from .vgg import VGGFeatures, layer_index, layer_names
 
@@ -72,8 +73,8 @@ def read_pairs(cfg: GatysConfig) -> tuple[list[Pair], list[Failed]]:
         pairs = [_pair(c, (s,), cfg) for c in contents for s in styles]
     else:
         raise BrushworkError("give --content and --style (files or folders), or --pairs FILE")
-    names = [p.name for p in pairs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    counts = Counter(p.name for p in pairs)
+    dupes = sorted(n for n, k in counts.items() if k > 1)
     if dupes:
         raise BrushworkError(f"several pairs would write {dupes[0]}.png; give them distinct 'name' fields")
     good, failed = [], []
@@ -86,45 +87,62 @@ def read_pairs(cfg: GatysConfig) -> tuple[list[Pair], list[Failed]]:
     return good, failed
 
 
-def _pairs_file(path: Path, cfg: GatysConfig) -> list[Pair]:
+def _rows(path: Path):
+    """(line number, row) of a JSONL or CSV pairs file, read line by line (a million pairs stream)."""
+    def lines(f):
+        for line in f:
+            if "\x00" in line:
+                raise BrushworkError(f"--pairs {path}: not a text file (JSONL or CSV expected)")
+            yield line
+
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as f:
+            if path.suffix.lower() == ".csv":
+                try:
+                    for i, row in enumerate(csv.DictReader(lines(f))):
+                        yield i + 2, row
+                except csv.Error as e:
+                    raise BrushworkError(f"--pairs {path}: not valid CSV ({e})") from None
+                return
+            for i, line in enumerate(lines(f), 1):
+                if line.strip() and not line.lstrip().startswith("#"):
+                    try:
+                        yield i, json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise BrushworkError(f"{path}:{i}: not valid JSON ({e.msg})") from None
     except UnicodeDecodeError:
         raise BrushworkError(f"--pairs {path}: not a text file (JSONL or CSV expected)") from None
     except OSError as e:
         raise BrushworkError(f"--pairs {path}: cannot read ({e.strerror})") from None
-    if "\x00" in text:
-        raise BrushworkError(f"--pairs {path}: not a text file (JSONL or CSV expected)")
-    if path.suffix.lower() == ".csv":
-        try:
-            rows = [(i + 2, row) for i, row in enumerate(csv.DictReader(io.StringIO(text)))]
-        except csv.Error as e:
-            raise BrushworkError(f"--pairs {path}: not valid CSV ({e})") from None
-    else:
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if line.strip() and not line.lstrip().startswith("#"):
-                try:
-                    rows.append((i, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise BrushworkError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+
+
+def _pairs_file(path: Path, cfg: GatysConfig) -> list[Pair]:
+    """The pairs of a file; rows with equal overrides share one config, paths are resolved once each."""
+    configs: dict[str, GatysConfig] = {}
+    resolved: dict[str, str] = {}
+
+    def resolve(p: str) -> str:
+        if p not in resolved:
+            resolved[p] = str(p if Path(p).is_absolute() or Path(p).exists() else path.parent / p)
+        return resolved[p]
+
     pairs = []
-    for line, row in rows:
+    for line, row in _rows(path):
         where = f"{path}:{line}"
         if not isinstance(row, dict) or not row.get("content") or not row.get("style"):
             raise BrushworkError(f"{where}: each pair needs 'content' and 'style'")
         styles = row["style"] if isinstance(row["style"], list) else [s for s in str(row["style"]).split("+")]
-        base = path.parent
-        resolve = lambda p: str(p if Path(p).is_absolute() or Path(p).exists() else base / p)
         overrides = {k: v for k, v in row.items() if k not in ("content", "style", "name") and v not in ("", None)}
         unknown = sorted(set(overrides) - set(PAIR_KEYS))
         if unknown:
             raise ConfigError(f"{where}: {unknown[0]!r} cannot be set per pair; per-pair keys: {', '.join(PAIR_KEYS)}")
         if "style_layers" in overrides and "style_layer_weights" not in overrides:
             overrides["style_layer_weights"] = ()  # new layers, inherited weights would not fit: equal
-        pair_cfg = config.build(GatysConfig, overrides, source=where, base=cfg)
-        check_weights(pair_cfg, len(styles), where)
-        pairs.append(_pair(resolve(row["content"]), tuple(resolve(str(s)) for s in styles), pair_cfg,
+        key = json.dumps(overrides, sort_keys=True, default=str)
+        if key not in configs:
+            configs[key] = config.build(GatysConfig, overrides, source=where, base=cfg)
+        check_weights(configs[key], len(styles), where)
+        pairs.append(_pair(resolve(str(row["content"])), tuple(resolve(str(s)) for s in styles), configs[key],
                            str(row.get("name", ""))))
     if not pairs:
         raise BrushworkError(f"{path}: no pairs in the file")
@@ -178,6 +196,25 @@ def pairs_to_render(out: str | Path, pairs: list[Pair], overwrite: bool) -> list
     return [p for p in pairs if p.name in redo or not is_done(out, p)]
 
 
+class DoneCounter:
+    """How many of ``pairs`` have a finished render in ``out``: one folder listing per call.
+
+    Rank 0 counts every rank's finished pairs for the job's one progress stream; a listing costs
+    the same whatever the number of pairs, where opening each pair's JSON would not.
+    """
+
+    def __init__(self, out: str | Path, pairs: list[Pair]):
+        self.out = Path(out)
+        self.wanted = {output_paths(out, p)[1].name for p in pairs}
+
+    def __call__(self) -> int:
+        try:
+            with os.scandir(self.out) as entries:
+                return sum(1 for e in entries if e.name in self.wanted)
+        except FileNotFoundError:
+            return 0
+
+
 def changed_settings(out: str | Path, pairs: list[Pair]) -> list[tuple[Pair, str]]:
     """Finished pairs whose recorded settings differ from this run's, with the first difference."""
     changed = []
@@ -216,14 +253,16 @@ def cover_crop(img: Image.Image, hw: tuple[int, int]) -> torch.Tensor:
     return resized_unit_tensor(big.crop((left, top, left + w, top + h)), hw)
 
 
-@dataclass
-class Loaded:
+@dataclass(frozen=True)
+class Planned:
+    """A pair with its content's size (from the image header): all a plan holds per pair."""
+
     pair: Pair
-    content: Image.Image
-    styles: list[Image.Image]
+    width: int
+    height: int
 
     def output_hw(self, longer: int) -> tuple[int, int]:
-        return fit(self.content.width, self.content.height, longer)
+        return fit(self.width, self.height, longer)
 
 
 def min_side(layers) -> int:
@@ -233,48 +272,138 @@ def min_side(layers) -> int:
     return 2 ** pools
 
 
-def load_pair(pair: Pair, max_pixels: int) -> Loaded:
-    """Decode a pair's images and check its sizes; the error names the file or the size that is wrong."""
-    loaded = Loaded(pair, load_image(pair.content, max_pixels), [load_image(s, max_pixels) for s in pair.styles])
+class Headers:
+    """Image sizes from headers, read once per path (thousands of pairs share a few hundred images)."""
+
+    def __init__(self, max_pixels: int):
+        self.max_pixels = max_pixels
+        self.sizes: dict[str, tuple[int, int] | str] = {}
+
+    def size(self, path: str) -> tuple[int, int]:
+        if path not in self.sizes:
+            try:
+                self.sizes[path] = image_size(path, self.max_pixels)
+            except ImageError as e:
+                self.sizes[path] = str(e)
+        found = self.sizes[path]
+        if isinstance(found, str):
+            raise ImageError(found)
+        return found
+
+
+def plan_pair(pair: Pair, headers: Headers) -> Planned:
+    """A pair's plan from its images' headers; the error names the file or the size that is wrong.
+
+    Nothing is decoded here: pixels are read right before the pair's batch renders.
+    """
+    width, height = headers.size(pair.content)
+    for style in pair.styles:
+        headers.size(style)
+    planned = Planned(pair, width, height)
     layers = (*pair.cfg.content_layers, *pair.cfg.style_layers)
     need = min_side(layers)
     for longer in scale_sizes(pair.cfg):
-        h, w = loaded.output_hw(longer)
+        h, w = planned.output_hw(longer)
         if min(h, w) < need:
             raise BrushworkError(f"{pair.content}: output {w}x{h} is too small for layers {', '.join(layers)} "
                                  f"(each side needs at least {need} px); use a larger --size")
-    return loaded
+    return planned
 
 
-def bucket_key(item: Loaded, longer: int) -> tuple:
-    c = item.pair.cfg
-    return (item.output_hw(longer), c.iterations)
+class ImageCache:
+    """Decoded inputs at the sizes they are used, least recently used out past ``budget`` bytes.
+
+    Keyed by (path, how, H, W): ``how`` is "fit" (a content, resized to the output) or "cover" (a
+    style, resized to cover it and centre-cropped). A full-resolution image lives only while its
+    sizes are cut from it, so a rank holds one decoded photo at a time however many pairs it has,
+    and an image shared by many pairs is decoded once per size. A file that cannot be decoded is
+    remembered as its error line.
+    """
+
+    def __init__(self, max_pixels: int, budget: int = 256 << 20):
+        self.max_pixels, self.budget = max_pixels, budget
+        self.entries: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self.errors: dict[str, str] = {}
+        self.bytes = self.decodes = 0
+
+    def get(self, path: str, how: str, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        """(1, 3, H, W) tensors in [0, 1] of ``path`` at each size; decodes at most once per call."""
+        keys = [(path, how, *hw) for hw in sizes]
+        missing = [k for k in keys if k not in self.entries]
+        if missing:
+            if path in self.errors:
+                raise ImageError(self.errors[path])
+            try:
+                img = load_image(path, self.max_pixels)
+            except ImageError as e:
+                self.errors[path] = str(e)
+                raise
+            self.decodes += 1
+            for key in missing:
+                hw = key[2:]
+                self._put(key, resized_unit_tensor(img, hw) if how == "fit" else cover_crop(img, hw))
+            del img
+        found = []
+        for key in keys:
+            self.entries.move_to_end(key)
+            found.append(self.entries[key])
+        return found
+
+    def _put(self, key: tuple, tensor: torch.Tensor) -> None:
+        self.entries[key] = tensor
+        self.bytes += tensor.numel() * tensor.element_size()
+        while self.bytes > self.budget and len(self.entries) > 1:
+            _, old = self.entries.popitem(last=False)
+            self.bytes -= old.numel() * old.element_size()
 
 
-def buckets(items: list[Loaded], batch: int) -> list[list[Loaded]]:
+@dataclass
+class Prepared:
+    """A pair of the batch about to render, with its images at every scale's output size."""
+
+    pair: Pair
+    hws: list[tuple[int, int]]
+    contents: list[torch.Tensor]            # per scale: (1, 3, H, W)
+    styles: list[list[torch.Tensor]]        # per scale: one (1, 3, H, W) per style image
+
+
+def prepare(planned: Planned, images: ImageCache) -> Prepared:
+    """Decode (or take from the cache) a planned pair's images; ImageError names the file."""
+    pair = planned.pair
+    hws = [planned.output_hw(longer) for longer in scale_sizes(pair.cfg)]
+    contents = images.get(pair.content, "fit", hws)
+    per_style = [images.get(s, "cover", hws) for s in pair.styles]
+    return Prepared(pair, hws, contents, [[st[i] for st in per_style] for i in range(len(hws))])
+
+
+def bucket_key(item: Planned) -> tuple:
+    return (item.output_hw(scale_sizes(item.pair.cfg)[-1]), item.pair.cfg.iterations)
+
+
+def buckets(items: list[Planned], batch: int) -> list[list[Planned]]:
     """Equal output size and iteration count in each batch, at most ``batch`` pairs."""
     groups: dict = {}
     for item in items:
-        groups.setdefault(bucket_key(item, scale_sizes(item.pair.cfg)[-1]), []).append(item)
+        groups.setdefault(bucket_key(item), []).append(item)
     return [g[i:i + batch] for g in groups.values() for i in range(0, len(g), batch)]
 
 
-def layer_union(items: list[Loaded]) -> tuple[list[str], list[str]]:
+def layer_union(items) -> tuple[list[str], list[str]]:
     """(content layers, style layers) used by any pair of ``items``, each in first-use order."""
     content = list(dict.fromkeys(l for it in items for l in it.pair.cfg.content_layers))
     style = list(dict.fromkeys(l for it in items for l in it.pair.cfg.style_layers))
     return content, style
 
 
-def build_targets(vgg: VGGFeatures, items: list[Loaded], hw: tuple[int, int], content_layers: list[str],
+def build_targets(vgg: VGGFeatures, items: list[Prepared], scale: int, content_layers: list[str],
                   style_layers: list[str], device, dtype) -> tuple[gatys.Targets, torch.Tensor]:
-    """Per-pair targets and weights at size ``hw``; also returns the content images (B, 3, H, W)."""
+    """Per-pair targets and weights at scale ``scale``; also returns the content images (B, 3, H, W)."""
     contents, content_feats, style_grams = [], [], []
     cw, sw = [], []
     for it in items:
         c = it.pair.cfg
-        content = resized_unit_tensor(it.content, hw).to(device, dtype)
-        styles = [cover_crop(s, hw).to(device, dtype) for s in it.styles]
+        content = it.contents[scale].to(device, dtype)
+        styles = [s.to(device, dtype) for s in it.styles[scale]]
         if c.color == "histogram":
             styles = [gatys.match_histogram(s, content) for s in styles]
         blend = list(c.style_blend) if c.style_blend else [1.0 / len(styles)] * len(styles)
@@ -295,7 +424,9 @@ def build_targets(vgg: VGGFeatures, items: list[Loaded], hw: tuple[int, int], co
     return targets, torch.cat(contents)
 
 
-def initial_images(items: list[Loaded], contents: torch.Tensor, hw, previous: torch.Tensor | None) -> torch.Tensor:
+def initial_images(items: list[Prepared], scale: int, contents: torch.Tensor,
+                   previous: torch.Tensor | None) -> torch.Tensor:
+    hw = items[0].hws[scale]
     if previous is not None:  # coarse-to-fine: start from the previous scale's result
         return F.interpolate(previous, size=hw, mode="bicubic", align_corners=False).clamp(0, 1)
     out = []
@@ -304,14 +435,14 @@ def initial_images(items: list[Loaded], contents: torch.Tensor, hw, previous: to
         if c.init == "content":
             out.append(contents[i])
         elif c.init == "style":
-            out.append(cover_crop(it.styles[0], hw)[0].to(contents))
+            out.append(it.styles[scale][0][0].to(contents))
         else:
             g = torch.Generator().manual_seed(c.seed + zlib.crc32(it.pair.name.encode()))
             out.append(torch.rand(3, *hw, generator=g).to(contents))
     return torch.stack(out)
 
 
-def render_batch(items: list[Loaded], vgg: VGGFeatures, cfg: GatysConfig, device, dtype=torch.float32,
+def render_batch(items: list[Prepared], vgg: VGGFeatures, cfg: GatysConfig, device, dtype=torch.float32,
                  progress=None, snapshot=None) -> list[dict]:
     """Optimise a batch of pairs (every scale); returns per pair {image, losses, parts, evaluations}.
 
@@ -321,11 +452,11 @@ def render_batch(items: list[Loaded], vgg: VGGFeatures, cfg: GatysConfig, device
     norm = cfg.normalization
     x, histories = None, [[] for _ in items]
     iterations = items[0].pair.cfg.iterations
-    for longer in scale_sizes(items[0].pair.cfg):
-        hw = items[0].output_hw(longer)
-        targets, contents = build_targets(vgg, items, hw, content_layers, style_layers, device, dtype)
+    for scale, hw in enumerate(items[0].hws):
+        longer = max(hw)
+        targets, contents = build_targets(vgg, items, scale, content_layers, style_layers, device, dtype)
         objective = gatys.GatysObjective(vgg, targets, content_layers, style_layers, norm)
-        x0 = initial_images(items, contents, hw, x)
+        x0 = initial_images(items, scale, contents, x)
         evals = [0]
 
         def on_eval(indices, losses, points=None):
@@ -369,25 +500,43 @@ def write_result(out: str | Path, pair: Pair, result: dict, seconds: float, batc
     return png
 
 
-def render_all(loaded: list[Loaded], cfg: GatysConfig, out: Path, device, rank: int = 0,
-               report=print, on_batch=None, on_eval=None) -> tuple[int, list[Failed]]:
-    """Render every loaded pair in size buckets; returns (rendered, failed pairs).
+def render_all(planned: list[Planned], cfg: GatysConfig, out: Path, device, rank: int = 0,
+               report=print, on_batch=None, on_eval=None, images: ImageCache | None = None
+               ) -> tuple[int, list[Failed]]:
+    """Render every planned pair in size buckets, decoding each batch right before it renders.
 
-    ``on_batch(n)`` after each finished batch of n pairs; ``on_eval(evaluations, mean loss)`` during one.
+    Returns (rendered, failed pairs). ``on_batch(n)`` after each finished batch of n pairs;
+    ``on_eval(evaluations, mean loss)`` during one. Memory: the network, one batch's tensors and
+    ``images`` (a bounded cache), whatever the number of pairs.
     """
     import warnings
 
     from .vgg import load_state
 
-    if not loaded:
+    if not planned:
         return 0, []
+    images = images or ImageCache(cfg.max_pixels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore" if cfg.random_vgg else "default")
         vgg_state = load_state(cfg.vgg_weights or None, random_init=cfg.random_vgg, seed=0)
-    content_layers, style_layers = layer_union(loaded)
+    content_layers, style_layers = layer_union(planned)
     vgg = VGGFeatures(content_layers + style_layers, vgg_state, pooling=cfg.pooling).to(device).eval()
+    del vgg_state
     rendered, failed = 0, []
-    for batch in buckets(loaded, cfg.batch):
+
+    def fail(name: str, reason: str) -> None:
+        failed.append(Failed(name, reason))
+        report(f"failed: {name}: {reason}")
+
+    for bucket in buckets(planned, cfg.batch):
+        batch = []
+        for item in bucket:  # decoded now, not before: the job's memory is one batch
+            try:
+                batch.append(prepare(item, images))
+            except BrushworkError as e:  # an image damaged past its header: this pair only
+                fail(item.pair.name, str(e))
+        if not batch:
+            continue
         start = time.perf_counter()
         snapshot = None
         if cfg.save_every:
@@ -400,13 +549,13 @@ def render_all(loaded: list[Loaded], cfg: GatysConfig, out: Path, device, rank: 
             results = render_batch(batch, vgg, cfg, device, snapshot=snapshot, progress=on_eval)
         except BrushworkError as e:
             for it in batch:
-                failed.append(Failed(it.pair.name, str(e)))
-                report(f"failed: {it.pair.name}: {e}")
+                fail(it.pair.name, str(e))
             continue
         seconds = time.perf_counter() - start
         for it, result in zip(batch, results):
             write_result(out, it.pair, result, seconds, len(batch), str(device), rank)
         rendered += len(batch)
+        del batch, results
         if on_batch:
-            on_batch(len(batch))
+            on_batch(len(bucket))
     return rendered, failed

@@ -47,9 +47,10 @@ def fig3(cfg: Fig3Config) -> int:
     pairs, _ = gatys_run.read_pairs(run)  # the cells' names are ours: none is refused
     todo = gatys_run.pairs_to_render(cells_dir, pairs, cfg.overwrite)
     if todo:
-        loaded = [gatys_run.load_pair(p, cfg.max_pixels) for p in todo]
+        headers = gatys_run.Headers(cfg.max_pixels)
+        planned = [gatys_run.plan_pair(p, headers) for p in todo]
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        _, failed = gatys_run.render_all(loaded, run, cells_dir, device)
+        _, failed = gatys_run.render_all(planned, run, cells_dir, device)
         if failed:
             raise BrushworkError(f"{len(failed)} cell(s) failed: {failed[0].reason}")
     config.write_resolved(cfg, out, "fig3_config.toml")

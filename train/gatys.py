@@ -59,25 +59,26 @@ def main(cfg: GatysConfig) -> int:
     mine = pairs[rank::world]
     todo = [p for p in mine if p.name in todo_names]
     failed = list(refused) if state.is_main_process else []  # rank 0 reports the pairs refused for their name
-    loaded = []
-    for pair in todo:
+    planned, headers = [], gatys_run.Headers(cfg.max_pixels)
+    for pair in todo:  # sizes from image headers: pixels are decoded batch by batch while rendering
         try:
-            loaded.append(gatys_run.load_pair(pair, cfg.max_pixels))
+            planned.append(gatys_run.plan_pair(pair, headers))
         except BrushworkError as e:  # unreadable image or unusable size: this pair only
             failed.append(gatys_run.Failed(pair.name, str(e)))
             fail_line(pair.name, str(e))
+    del headers
 
     cli.started()
     rendered = 0
-    if cfg.random_vgg and state.is_main_process and loaded:
+    if cfg.random_vgg and state.is_main_process and planned:
         print("warning: random VGG-19 weights (--random_vgg): fine for tests, results are not artistic",
               file=sys.stderr, flush=True)
     # one stream per job: rank 0 counts every rank's finished pairs (their JSON files in OUT)
     progress = Progress(len(todo_all), desc="gatys", unit="pair", enabled=state.is_main_process)
-    finished = lambda: sum(1 for p in todo_all if gatys_run.is_done(out, p)) if state.is_main_process else 0
+    finished = gatys_run.DoneCounter(out, todo_all) if state.is_main_process else (lambda: 0)
     with progress:
         rendered, batch_failed = gatys_run.render_all(
-            loaded, cfg, out, device, rank, report=print_line,
+            planned, cfg, out, device, rank, report=print_line,
             on_batch=lambda n: progress.update(finished() - progress.done),
             on_eval=lambda n, loss: progress.update(0, f"evaluation {n}, loss {loss:.4g}"))
         failed += batch_failed
