@@ -3,11 +3,18 @@
 
   python bench/loader.py                                   # the bundled monet2photo samples, default shards
   python bench/loader.py --domain_size 400 --slots 16      # a 400-image domain as one of 16 ranks
+  python bench/loader.py --domain_size 400 --slots 64 --workers 4 --all_slots --passes 1 --s3
+                                                           # every slot of 64 x 4 on a local S3 server
 
 Shards the bundled monet2photo samples (256 px JPEGs, the default 64 per shard) into a temp folder,
 or with --domain_size N a synthetic domain of N 256-px images, unless --shards is given; then times
 the training DataLoader of one rank (of --slots equal ranks) for each worker count. Counts the
 images of both domains (A and B).
+
+--all_slots reads --passes passes of every slot of the simulated world (--slots ranks x the first
+--workers value), one slot after another in one process, without decoding, and prints images read,
+distinct images, and bytes fetched against the dataset's bytes. With --s3 the shards go to a local
+S3 server (moto on 127.0.0.1) and the bytes are those the server sent.
 """
 
 import json
@@ -25,12 +32,12 @@ from brushwork.schemas.bench import LoaderBench
 REPO = Path(__file__).resolve().parent.parent
 
 
-def make_shards(out: str, domain_size: int) -> str:
+def make_shards(out: str, domain_size: int, tmp: str) -> str:
     src = REPO / "data_prep/samples/monet2photo"
     if domain_size:
         from brushwork import synth
 
-        src = Path(out + "_src")
+        src = Path(tmp) / "src"
         synth.write_dataset(src, n_train=domain_size, n_test=1, size=256, seed=0)
     plans = shards.plan_shards(shards.sources_from_layout(src), samples_per_shard=64)
     shards.write_shards(plans, out, shards.ShardOptions())
@@ -53,10 +60,50 @@ def measure(root: str, workers: int, cfg: LoaderBench) -> dict:
             "images_per_s_both_domains": round(images / dt, 1), "per_worker_core": round(images / dt / max(1, workers), 1)}
 
 
+def read_all_slots(root: str, cfg: LoaderBench, fetched) -> dict:
+    """Every slot's share of ``cfg.passes`` passes of both domains, slot after slot: what a job fetches."""
+    from collections import Counter
+
+    from brushwork.data import Layout, domain_shards, domain_stream
+    from brushwork.shards import read_manifest
+
+    manifest = read_manifest(root)
+    domains = [domain_shards(root, "train", d, manifest) for d in "AB"]
+    layout = Layout(cfg.slots, max(1, cfg.workers[0]), cfg.batch_size)
+    drawn = Counter()
+    t0 = time.perf_counter()
+    for slot in range(layout.slots):
+        for dom in domains:
+            stream = domain_stream(dom, seed=0, slot=slot, layout=layout, buffer=256)
+            for _ in range(sum(layout.pass_lengths(dom.samples, p)[slot] for p in range(cfg.passes))):
+                drawn[(dom.domain, next(stream)[1])] += 1
+    dataset = sum(s["bytes"] for s in manifest["shards"] if s["split"] == "train")
+    got = fetched()
+    return {"slots": layout.slots, "ranks": cfg.slots, "workers": layout.workers, "passes": cfg.passes,
+            "images_read": sum(drawn.values()), "distinct": len(drawn),
+            "images": sum(d.samples for d in domains), "fetched_bytes": got, "dataset_bytes": dataset,
+            "fetched_per_pass_over_dataset": round(got / dataset / cfg.passes, 3),
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
 def run(cfg: LoaderBench) -> int:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        root = cfg.shards or make_shards(tmp + "/ds", cfg.domain_size)
+        if cfg.s3:
+            from s3_server import BUCKET, s3_server
+
+            with s3_server() as (_, counter):
+                root = cfg.shards or make_shards(f"s3://{BUCKET}/ds", cfg.domain_size, tmp)
+                counter.reset()
+                print(json.dumps(read_all_slots(root, cfg, lambda: counter.bytes)), flush=True)
+            return 0
+        root = cfg.shards or make_shards(tmp + "/ds", cfg.domain_size, tmp)
+        if cfg.all_slots:
+            from brushwork.shard_reader import FETCHED
+
+            FETCHED.update(requests=0, bytes=0)
+            print(json.dumps(read_all_slots(root, cfg, lambda: FETCHED["bytes"])), flush=True)
+            return 0
         for w in cfg.workers:
             print(json.dumps(measure(root, w, cfg)), flush=True)
     return 0

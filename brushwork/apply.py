@@ -1,6 +1,8 @@
 """Applying a network to a folder (or shard split) of images: what translate and stylize share.
 
-Ranks split the images (``accelerate launch``); images of one size are batched; outputs keep the
+Ranks split the images (``accelerate launch``; contiguous shares, so a rank reads only its own shard
+samples); images are decoded as they are needed and those of one size batched, so memory holds a
+few batches, whatever the folder's size; outputs keep the
 input's relative name (as .png) and are skipped on a rerun unless ``--overwrite``; unreadable
 inputs are skipped with a line; the resolved config goes into the output folder; with
 ``--results_html`` an ``index.html`` shows input | output (| a second output) per image.
@@ -16,12 +18,12 @@ import torch
 from PIL import Image
 
 from . import cli, config, results_page
-from .data import image_source
+from .data import image_source, load_images, rank_share
 from .errors import BrushworkError, ImageError
 from .fileio import inside
 from .images import save_image
 from .progress import Progress, print_line
-from .translate import size_batches, test_scale
+from .translate import stream_size_batches, test_scale
 
 Forward = Callable[[list[Image.Image]], list[Image.Image]]
 
@@ -36,9 +38,9 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
     from accelerate import PartialState
 
     state = PartialState(cpu=not torch.cuda.is_available())
-    everything = image_source(cfg.input, cfg.split, domain)
+    everything = image_source(cfg.input, cfg.split, domain)  # names and where to read them: nothing decoded
     out = Path(cfg.out)
-    items = everything[state.process_index::state.num_processes]
+    items = rank_share(everything, state.process_index, state.num_processes)
     output = lambda it, sub=None: inside(out / sub if sub else out, it.name, "output name")
     todo = [it for it in items if cfg.overwrite or not output(it).exists()]
     if state.is_main_process:
@@ -47,23 +49,24 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
         config.write_resolved(cfg, out, f"{tool}_config.toml")
     cli.started()
     scale = cfg.test_scale()
-    load = lambda it: test_scale(it.load(cfg.max_pixels), scale, cfg.load_size)
     if cfg.results_html:  # outputs from an earlier run need their input on the page too
-        for it in items:
-            if it not in todo and not output(it, "index_inputs").exists():
-                try:
-                    save_image(load(it), output(it, "index_inputs"))
-                except ImageError:
-                    pass
-    loaded, failed = [], 0
-    for it in todo:
-        try:
-            loaded.append((it, load(it)))
-        except ImageError as e:
-            print_line(f"skipped: {e}")
-            failed += 1
-    with Progress(len(loaded), desc=tool, unit="img", enabled=state.is_main_process) as progress:
-        for group in size_batches(loaded, lambda pair: pair[1].size, cfg.batch_size):
+        earlier = [it for it in items if it not in todo and not output(it, "index_inputs").exists()]
+        for it, img in load_images(earlier, cfg.max_pixels):
+            if not isinstance(img, ImageError):
+                save_image(test_scale(img, scale, cfg.load_size), output(it, "index_inputs"))
+    done, failed = 0, 0
+
+    def decoded():
+        nonlocal failed
+        for it, img in load_images(todo, cfg.max_pixels):
+            if isinstance(img, ImageError):
+                print_line(f"skipped: {img}")
+                failed += 1
+            else:
+                yield it, test_scale(img, scale, cfg.load_size)
+
+    with Progress(len(todo), desc=tool, unit="img", enabled=state.is_main_process) as progress:
+        for group in stream_size_batches(decoded(), lambda pair: pair[1].size, cfg.batch_size):
             results = forward([img for _, img in group])
             extra = second[1](results) if second else [None] * len(group)
             for (it, img), result, more in zip(group, results, extra):
@@ -72,9 +75,11 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
                     save_image(img, output(it, "index_inputs"))
                 if more is not None:
                     save_image(more, output(it, second[0]))
+            done += len(group)
             progress.update(len(group))
+            del group, results, extra
     state.wait_for_everyone()  # rank 0's bar is closed before any rank prints its line
-    print_line(f"rank {state.process_index}: {tool}: {len(loaded)} image(s) into {out}"
+    print_line(f"rank {state.process_index}: {tool}: {done} image(s) into {out}"
                + (f", {len(items) - len(todo)} already there" if len(items) > len(todo) else "")
                + (f", {failed} unreadable" if failed else ""), sys.stdout)
     cli.end_distributed()
@@ -89,6 +94,6 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
                 rows.append(row)
         page = results_page.write(out, rows, title, columns, note=f"weights: {used}")
         print(f"results page: {page} ({len(rows)} images)")
-    if failed and not loaded and len(items) == len(todo):
+    if failed and not done and len(items) == len(todo):
         raise BrushworkError(f"none of the {failed} input image(s) could be read; see the lines above")
     return 0

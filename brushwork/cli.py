@@ -51,7 +51,7 @@ class Command:
     config: type
     run: Callable[[Any], int | None]
     doc: str
-    presets: str = ""                                   # --preset NAME looks in configs/{presets}/
+    presets: str = ""                                   # --preset NAME looks in brushwork/presets/{presets}/
     default_preset: Callable[[dict], str | None] | str | None = None   # from the flags given, or fixed
 
 
@@ -179,11 +179,13 @@ def resolve(command: Command, argv: list[str]) -> Any:
 def help_text(command: Command, prog: str) -> str:
     preset = command.default_preset if isinstance(command.default_preset, str) else None
     defaults = config.load_config(command.config, preset, tool=command.presets)
-    where = f" (defaults of configs/{command.presets}/{preset}.toml)" if preset else ""
+    has_file = preset and (config.CONFIG_ROOT / command.presets / f"{preset}.toml").is_file()
+    where = f" (defaults of brushwork/presets/{command.presets}/{preset}.toml)" if has_file else ""
     text = f"{command.doc.strip()}\n\nflags{where}:\n{config.describe(command.config, defaults)}"
     if command.presets:
         known = ", ".join(config.known_presets(command.presets))
-        text += f"\n  --preset               a preset in configs/{command.presets}/ ({known}) or a TOML path"
+        text += (f"\n  --preset               a preset in brushwork/presets/{command.presets}/ ({known}; default: the "
+                 "values above) or a TOML path")
     return text + "\n  --help                 this text\n"
 
 

@@ -21,6 +21,7 @@ import os
 import sys
 import types
 import typing
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -32,7 +33,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+# package data (setup.cfg), so presets are found after any install, editable or not
+CONFIG_ROOT = Path(str(resources.files(__package__))) / "presets"
+DEFAULTS = "default"  # the preset name that means the dataclass's own defaults (no file holds them)
 INHERIT_KEY = "inherit"
 
 
@@ -91,7 +94,7 @@ def fields_with_role(cls: type, role: str) -> tuple[str, ...]:
 
 
 def preset_path(tool: str, name_or_path: str | os.PathLike) -> Path:
-    """``configs/{tool}/{name}.toml`` for a bare name, else the path as given."""
+    """``brushwork/presets/{tool}/{name}.toml`` for a bare name, else the path as given."""
     text = str(name_or_path)
     if text.endswith(".toml") or os.sep in text or "/" in text:
         path = Path(text)
@@ -105,7 +108,7 @@ def preset_path(tool: str, name_or_path: str | os.PathLike) -> Path:
 
 
 def known_presets(tool: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIG_ROOT / tool).glob("*.toml")) if tool else []
+    return sorted({DEFAULTS, *(p.stem for p in (CONFIG_ROOT / tool).glob("*.toml"))}) if tool else []
 
 
 def load_preset(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -320,7 +323,7 @@ def load_config(cls: type, preset: str | os.PathLike | None, overrides: Mapping[
                 tool: str = "") -> Any:
     """Defaults ← preset (with inheritance) ← overrides, all type-checked."""
     cfg = cls()
-    if preset:
+    if preset and not (str(preset) == DEFAULTS and not (CONFIG_ROOT / tool / f"{DEFAULTS}.toml").is_file()):
         path = preset_path(tool, preset)
         cfg = build(cls, load_preset(path), source=str(path), base=cfg)
     return build(cls, dict(overrides), source="flag", base=cfg)

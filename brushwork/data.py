@@ -1,31 +1,37 @@
 """Streams of training batches from WebDataset shards, for any number of ranks and workers.
 
-Each domain (A, B) is an endless sequence of *passes*; in one pass every image of the domain is
-seen exactly once across all ranks and DataLoader workers ("slots"). A pass is laid out as:
+Each domain (A, B) is an endless sequence of *passes*. The job's draws are counted globally, step
+by step and rank by rank (each rank takes a batch per step from its DataLoader workers in turn);
+pass p is the window of global draws ``[p·N, (p+1)·N)``, and in it every image of the domain is
+drawn exactly once, across all ranks and workers ("slots"), for any N, world size, worker count
+and batch size. A pass is laid out as:
 
 1. the domain's shards in a seeded order (a new order every pass), their samples concatenated;
-2. that sequence rotated by a seeded offset, then cut into ``slots`` contiguous ranges whose
-   lengths differ by at most one (slot ``s`` gets positions ``s·N//slots … (s+1)·N//slots``);
-3. each slot reads its range (at most a few shards, sequentially, skipping members it does not
-   need without reading them) through a seeded shuffle buffer, then decodes and augments.
+2. that sequence rotated by a seeded offset, then cut into one contiguous chunk per slot, as long
+   as the number of draws that slot makes in the pass's window (arithmetic: ``Layout``), laid out
+   in a seeded order of slots;
+3. each slot reads its chunk (at most a few shards; per shard one ranged request for exactly
+   those samples' bytes, from the offsets the manifest lists) through a seeded shuffle buffer,
+   then decodes and augments.
 
 So any dataset feeds any world size (64 ranks × 4 workers on 400 paintings: 1–2 images per slot
-per pass), no image is favoured (shares differ by ≤ 1 whatever the shard sizes), and reads stay
-sequential and shard-local, which is what object storage wants. Everything is a pure function of
-(seed, pass, slot, key), so the position in the stream is one number, the count of batches
-consumed: resuming skips whole passes by arithmetic and, within a pass, skips the samples already
-used without reading their bytes.
+per pass), every pass starts at the same moment on every slot (passes never drift apart, so no
+image is drawn twice before every image was drawn once), and reads stay sequential and
+shard-local, which is what object storage wants. Everything is a pure function of (seed, pass,
+slot, key), so the position in the stream is one number, the count of batches consumed: resuming
+skips whole passes by arithmetic and, within a pass, skips the samples already used without
+reading their bytes.
 
-Every shard's sample count is checked against the manifest as it is read; a shard that ends early
-(truncated at a member boundary) or holds more is one error naming it.
+Every read is checked against the manifest (the shard's byte length, each sample's key in order);
+a shard that was truncated or replaced after sharding is one error naming it.
 """
 
 from __future__ import annotations
 
 import io
-import tarfile
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -33,22 +39,28 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .errors import BrushworkError
+from .errors import BrushworkError, ImageError
 from .images import to_tensor
-from .shards import read_manifest, shard_urls
-from .storage import open_url
+from .shard_reader import ShardRef, read_samples
+from .shards import read_manifest, shard_refs
 
 DOMAIN_IDS = {"A": 0, "B": 1}
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
 
 @dataclass(frozen=True)
 class DomainShards:
-    """The shards of one split/domain and their sample counts (from the manifest)."""
+    """The shards of one split/domain: URLs, sample keys and byte offsets (from the manifest)."""
 
     domain: str
-    urls: tuple[str, ...]
-    counts: tuple[int, ...]
+    shards: tuple[ShardRef, ...]
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return tuple(s.url for s in self.shards)
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        return tuple(s.samples for s in self.shards)
 
     @property
     def samples(self) -> int:
@@ -57,29 +69,69 @@ class DomainShards:
 
 def domain_shards(root: str, split: str, domain: str, manifest: dict | None = None) -> DomainShards:
     manifest = manifest or read_manifest(root)
-    urls = shard_urls(root, manifest, split, domain)
-    counts = [s["samples"] for s in manifest["shards"] if s["split"] == split and s["domain"] == domain]
-    return DomainShards(domain, tuple(urls), tuple(counts))
+    return DomainShards(domain, tuple(shard_refs(root, manifest, split, domain)))
 
 
 # ---------------------------------------------------------------------------------------------
 # Which samples a slot reads in a pass
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How a job draws from a domain: ``world`` ranks, each taking a batch of ``batch_size`` per step
+    from its ``workers`` DataLoader workers in turn (a DataLoader asks its workers round-robin).
+
+    Slot ``rank·workers + w`` is rank ``rank``'s worker ``w``. Global draw ``g`` (counting every
+    rank's batches step by step) comes from one known slot, so how many draws a slot makes in any
+    window of draws is arithmetic.
+    """
+
+    world: int = 1
+    workers: int = 1
+    batch_size: int = 1
+
+    @property
+    def slots(self) -> int:
+        return self.world * self.workers
+
+    def draws_before(self, g: int, slot: int) -> int:
+        """How many of the first ``g`` global draws come from ``slot``."""
+        rank, role = divmod(slot, self.workers)
+        step_draws = self.world * self.batch_size
+        steps, rest = divmod(g, step_draws)
+        done = batches_before(steps, role, self.workers) * self.batch_size
+        if steps % self.workers == role:
+            done += min(max(rest - rank * self.batch_size, 0), self.batch_size)
+        return done
+
+    def pass_lengths(self, total: int, pass_index: int) -> list[int]:
+        """Each slot's number of draws in pass ``pass_index`` (global draws ``[p·N, (p+1)·N)``): they sum to N."""
+        lo, hi = pass_index * total, (pass_index + 1) * total
+        return [self.draws_before(hi, s) - self.draws_before(lo, s) for s in range(self.slots)]
+
+
 def pass_segments(counts: tuple[int, ...], seed: int, pass_index: int, slot: int,
-                  slots: int) -> list[tuple[int, int, int]]:
+                  layout: Layout) -> list[tuple[int, int, int]]:
     """The samples of one pass for one slot, as ``(shard, start, stop)`` index ranges in reading order.
 
-    The pass's sequence (shards in a seeded order, rotated by a seeded offset) is cut into ``slots``
-    chunks of ⌊N/slots⌋ or ⌈N/slots⌉ samples, and chunks go to slots in a seeded order, so with
-    fewer images than slots every slot still gets images in some passes.
+    Pass p is the window of global draws ``[p·N, (p+1)·N)``, so each slot's chunk is exactly as
+    long as the number of draws it makes in that window: every N consecutive draws of the job (a
+    pass, which starts the same moment on every slot) see each image exactly once, for any N,
+    ranks, workers and batch size. The pass's sequence (shards in a seeded order, rotated by a
+    seeded offset) is cut into those contiguous chunks, laid out in a seeded order of slots.
     """
     total = sum(counts)
     rng = np.random.default_rng([seed, pass_index])
     order = rng.permutation(len(counts))
     offset = int(rng.integers(total)) if total else 0
-    chunk = int(np.random.default_rng([seed, pass_index, 1]).permutation(slots)[slot])
-    lo, hi = chunk * total // slots, (chunk + 1) * total // slots
+    lengths = layout.pass_lengths(total, pass_index)
+    placed = np.random.default_rng([seed, pass_index, 1]).permutation(layout.slots)
+    lo = 0
+    for other in placed:
+        if other == slot:
+            break
+        lo += lengths[other]
+    hi = lo + lengths[slot]
     # the rotated range [offset+lo, offset+hi) mod total, as at most two plain ranges
     spans = [(offset + lo, min(offset + hi, total))] if offset + lo < total else []
     if offset + hi > total:
@@ -114,70 +166,20 @@ def shuffled_order(n: int, size: int, rng: np.random.Generator) -> list[int]:
     return out + buf
 
 
-def read_segment(url: str, start: int, stop: int, expected: int,
-                 wanted: set[int] | None = None) -> Iterator[tuple[int, str, bytes]]:
-    """(index in shard, key, image bytes) of samples ``start..stop-1``; only ``wanted`` ones are read.
-
-    ``expected`` is the manifest's sample count: a shard that ends early, or holds more when read
-    to its end, is a BrushworkError naming it.
-    """
-    seen = 0
-    try:
-        with open_url(url, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
-            for member in tar:  # seekable: members we do not extract are skipped, not read
-                key, _, ext = member.name.partition(".")
-                if ext.lower() not in IMAGE_EXTENSIONS:
-                    continue
-                if seen >= stop:
-                    if stop < expected:
-                        return
-                    raise BrushworkError(f"{url}: holds more samples than the {expected} the manifest lists "
-                                         "(replaced after sharding); rerun data_prep/shard.py --overwrite")
-                if seen >= start and (wanted is None or seen in wanted):
-                    yield seen, key, tar.extractfile(member).read()
-                seen += 1
-    except FileNotFoundError:
-        raise BrushworkError(f"{url}: shard missing; rerun data_prep/shard.py to rewrite it") from None
-    except (tarfile.TarError, EOFError) as e:
-        raise BrushworkError(f"{url}: damaged shard ({e}); delete it and rerun data_prep/shard.py") from None
-    if seen != expected:
-        raise BrushworkError(f"{url}: holds {seen} samples but the manifest lists {expected} (truncated after "
-                             "sharding); delete it and rerun data_prep/shard.py, which rewrites it")
-
-
-def tar_samples(url: str, expected: int | None = None) -> Iterator[tuple[str, str, bytes]]:
-    """(key, image extension, image bytes) for each sample of a shard, in tar order."""
-    try:
-        with open_url(url, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
-            count = 0
-            for member in tar:
-                key, _, ext = member.name.partition(".")
-                if ext.lower() in IMAGE_EXTENSIONS:
-                    count += 1
-                    yield key, ext, tar.extractfile(member).read()
-    except FileNotFoundError:
-        raise BrushworkError(f"{url}: shard missing; rerun data_prep/shard.py to rewrite it") from None
-    except (tarfile.TarError, EOFError) as e:
-        raise BrushworkError(f"{url}: damaged shard ({e}); delete it and rerun data_prep/shard.py") from None
-    if expected is not None and count != expected:
-        raise BrushworkError(f"{url}: holds {count} samples but the manifest lists {expected}; delete it and "
-                             "rerun data_prep/shard.py")
-
-
-def pass_plan(counts: tuple[int, ...], seed: int, pass_index: int, slot: int, slots: int, buffer: int,
+def pass_plan(counts: tuple[int, ...], seed: int, pass_index: int, slot: int, layout: Layout, buffer: int,
               domain_id: int) -> tuple[list[tuple[int, int, int]], list[int]]:
     """(segments to read, emission order): the emission order lists positions in reading order."""
-    segments = pass_segments(counts, seed, pass_index, slot, slots)
+    segments = pass_segments(counts, seed, pass_index, slot, layout)
     size = sum(stop - start for _, start, stop in segments)
     return segments, shuffled_order(size, buffer, np.random.default_rng([seed, pass_index, slot, domain_id]))
 
 
-def stream_ids(counts: tuple[int, ...], *, seed: int, slot: int, slots: int, buffer: int, domain_id: int,
+def stream_ids(counts: tuple[int, ...], *, seed: int, slot: int, layout: Layout, buffer: int, domain_id: int,
                skip: int = 0) -> Iterator[tuple[int, int, int]]:
     """The samples one slot yields, as (pass, shard, index in shard), endlessly: what ``domain_stream`` reads."""
     pass_index = 0
     while True:
-        segments, order = pass_plan(counts, seed, pass_index, slot, slots, buffer, domain_id)
+        segments, order = pass_plan(counts, seed, pass_index, slot, layout, buffer, domain_id)
         if skip >= len(order):  # a whole pass already consumed: skipped by arithmetic
             skip -= len(order)
         else:
@@ -188,7 +190,7 @@ def stream_ids(counts: tuple[int, ...], *, seed: int, slot: int, slots: int, buf
         pass_index += 1
 
 
-def domain_stream(shards: DomainShards, *, seed: int, slot: int, slots: int, buffer: int,
+def domain_stream(shards: DomainShards, *, seed: int, slot: int, layout: Layout, buffer: int,
                   skip: int = 0) -> Iterator[tuple[int, str, bytes]]:
     """Endless (pass, key, image bytes) for one slot; the first ``skip`` samples are passed over unread.
 
@@ -200,7 +202,7 @@ def domain_stream(shards: DomainShards, *, seed: int, slot: int, slots: int, buf
     domain_id = DOMAIN_IDS.get(shards.domain, 2)
     pass_index = 0
     while True:
-        segments, order = pass_plan(shards.counts, seed, pass_index, slot, slots, buffer, domain_id)
+        segments, order = pass_plan(shards.counts, seed, pass_index, slot, layout, buffer, domain_id)
         if skip >= len(order):
             skip -= len(order)
             pass_index += 1
@@ -210,7 +212,7 @@ def domain_stream(shards: DomainShards, *, seed: int, slot: int, slots: int, buf
         emit, first = skip, 0
         for shard, start, stop in segments:
             wanted = {i for i in range(start, stop) if emitted_at[first + i - start] >= skip}
-            for index, key, data in read_segment(shards.urls[shard], start, stop, shards.counts[shard], wanted):
+            for index, key, _, data in read_samples(shards.shards[shard], start, stop, wanted):
                 pending[emitted_at[first + index - start]] = (key, data)
                 while emit in pending:
                     yield (pass_index, *pending.pop(emit))
@@ -350,8 +352,9 @@ class DomainBatches(IterableDataset):
             raise BrushworkError(f"loader built for {self.num_workers} workers runs with {num_workers}")
         worker, done_batches = worker_role(worker, num_workers, self.start_batch)
         done = done_batches * self.batch_size
-        slot, slots = self.rank * num_workers + worker, self.world * num_workers
-        streams = {s.domain: domain_stream(s, seed=self.seed, slot=slot, slots=slots, buffer=self.buffer, skip=done)
+        layout = Layout(self.world, num_workers, self.batch_size)
+        slot = self.rank * num_workers + worker
+        streams = {s.domain: domain_stream(s, seed=self.seed, slot=slot, layout=layout, buffer=self.buffer, skip=done)
                    for s in self.domains}
         draft = self.aug.load_size if self.aug.train else self.aug.crop_size
         if self.aug.preprocess in ("crop", "none"):
@@ -412,10 +415,9 @@ def batches(loader: DataLoader) -> Iterator[dict]:
 
 
 def iter_split(root: str, split: str, domain: str) -> Iterator[tuple[str, Image.Image]]:
-    """Every (key, RGB image) of one split/domain in manifest order, at full resolution."""
-    shards = domain_shards(root, split, domain)
-    for url, count in zip(shards.urls, shards.counts):
-        for key, _, data in tar_samples(url, count):
+    """Every (key, RGB image) of one split/domain in manifest order, at full resolution, one at a time."""
+    for shard in domain_shards(root, split, domain).shards:
+        for _, key, _, data in read_samples(shard):
             yield key, decode(data)
 
 
@@ -425,31 +427,71 @@ def iter_split(root: str, split: str, domain: str) -> Iterator[tuple[str, Image.
 
 @dataclass(frozen=True)
 class SourceImage:
-    """One input image of an eval tool: its output name and where its pixels come from."""
+    """One input image of an eval tool: its output name and where its pixels come from (read when needed)."""
 
     name: str                          # relative name for outputs ("sub/a.png", or "{key}.png")
-    path: str | None = None            # a file (decoded when needed) ...
-    image: Image.Image | None = None   # ... or pixels already decoded (from a shard)
+    path: str | None = None            # a file ...
+    shard: tuple[ShardRef, int] | None = None  # ... or (shard, index in it)
 
     def load(self, max_pixels: int | None = None) -> Image.Image:
-        from .images import DEFAULT_MAX_PIXELS, load_image
+        return next(load_images([self], max_pixels))[1]
 
-        return self.image if self.image is not None else load_image(self.path, max_pixels or DEFAULT_MAX_PIXELS)
+
+def load_images(items: list[SourceImage], max_pixels: int | None = None
+                ) -> Iterator[tuple[SourceImage, Image.Image | ImageError]]:
+    """(item, RGB image, or the ImageError that says why not) for each item, in order, one decoded at a time.
+
+    Consecutive samples of one shard are read in one pass over the samples they span, so a rank's
+    contiguous share of a split costs one sequential read per shard.
+    """
+    from .images import DEFAULT_MAX_PIXELS, decode_image, load_image
+
+    cap = max_pixels or DEFAULT_MAX_PIXELS
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item.shard is None:
+            try:
+                yield item, load_image(item.path, cap)
+            except ImageError as e:
+                yield item, e
+            i += 1
+            continue
+        shard = item.shard[0]
+        j = i
+        while j < len(items) and items[j].shard is not None and items[j].shard[0] is shard:
+            j += 1
+        run = {it.shard[1]: it for it in items[i:j]}
+        for index, key, _, data in read_samples(shard, min(run), max(run) + 1, set(run)):
+            try:
+                yield run[index], decode_image(data, f"{shard.url}[{key}]", cap)[0]
+            except ImageError as e:
+                yield run[index], e
+        i = j
 
 
 def image_source(source: str, split: str = "test", domain: str = "A") -> list[SourceImage]:
-    """Every image of a folder (recursive; or one file), or of one split/domain of a shard root."""
-    from pathlib import Path
+    """Every image of a folder (recursive; or one file), or of one split/domain of a shard root.
 
+    Nothing is decoded: a list of names and where to read them (shard samples by index, from the
+    manifest's counts), so a rank can take its share before reading any pixels.
+    """
     from .images import find_images
     from .storage import filesystem
 
     fs, root = filesystem(source)
     if fs.exists(f"{root}/manifest.json"):
-        return [SourceImage(f"{key}.png", image=img) for key, img in iter_split(source, split, domain)]
+        return [SourceImage(f"{key}.png", shard=(shard, index))
+                for shard in domain_shards(source, split, domain).shards for index, key in enumerate(shard.keys)]
     path = Path(source)
     files = find_images(path, unreadable=True)
     if not files:
         raise BrushworkError(f"{source}: no images found (.jpg, .png, .webp, ... in any case)")
     base = path if path.is_dir() else path.parent
     return [SourceImage(f.relative_to(base).with_suffix(".png").as_posix(), path=str(f)) for f in files]
+
+
+def rank_share(items: list, rank: int, world: int) -> list:
+    """Rank ``rank``'s contiguous share of ``items`` (sizes differ by at most one), as the training split cuts."""
+    n = len(items)
+    return items[rank * n // world:(rank + 1) * n // world]

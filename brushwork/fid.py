@@ -122,7 +122,9 @@ def kid(f1: torch.Tensor, f2: torch.Tensor, subsets: int = 10, subset_size: int 
 
 def images_from(source: str, split: str = "test", domain: str = "B") -> Iterator[Image.Image]:
     """Every image of a folder (recursive), or of one split/domain of a shard root."""
-    from .data import image_source
+    from .data import image_source, load_images
 
-    for item in image_source(source, split, domain):
-        yield item.load()
+    for _, img in load_images(image_source(source, split, domain)):  # one decoded image at a time
+        if isinstance(img, Exception):
+            raise img
+        yield img

@@ -44,7 +44,7 @@ MANIFEST = "manifest.json"
 REJECTED = "rejected.jsonl"
 PARTS = ".parts"
 PLAN = f"{PARTS}/plan.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: each shard's sample keys and byte offsets in its record and the manifest
 
 
 @dataclass(frozen=True)
@@ -293,11 +293,30 @@ def encode_sample(source: Source, opts: ShardOptions) -> tuple[str, bytes, dict]
     return ext, data, meta
 
 
+def pack(samples: Iterable[tuple[str, list[tuple[str, bytes]]]]) -> tuple[bytes, list[str], list[int]]:
+    """(tar bytes, keys, offsets) of samples given as (key, [(extension, bytes), ...]).
+
+    ``offsets[i]`` is where sample i's first header starts and ``offsets[-1]`` where the last sample
+    ends: what a reader needs to fetch any run of samples with one ranged request.
+    """
+    buf = io.BytesIO()
+    keys, offsets = [], []
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for key, members in samples:
+            keys.append(key)
+            offsets.append(tar.offset)
+            for ext, data in members:
+                _tar_member(tar, f"{key}.{ext}", data)
+        offsets.append(tar.offset)
+    return buf.getvalue(), keys, offsets
+
+
 def write_shard(plan: ShardPlan, out: str, opts: ShardOptions) -> dict:
     """Write one shard atomically; returns its record (also stored in .parts/)."""
-    buf = io.BytesIO()
-    rejected, converted, samples = [], 0, 0
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    rejected, converted = [], 0
+
+    def samples():
+        nonlocal converted
         for source, key in zip(plan.sources, plan.keys):
             try:
                 ext, data, meta = encode_sample(source, opts)
@@ -305,13 +324,12 @@ def write_shard(plan: ShardPlan, out: str, opts: ShardOptions) -> dict:
                 rejected.append({"source": source.rel, "reason": str(e).split(": ", 1)[-1]})
                 continue
             converted += meta["converted"]
-            samples += 1
-            _tar_member(tar, f"{key}.{ext}", data)
-            _tar_member(tar, f"{key}.json", json.dumps(meta, sort_keys=True).encode())
-    blob = buf.getvalue()
-    record = {"name": plan.name, "split": plan.split, "domain": plan.domain, "samples": samples,
+            yield key, [(ext, data), ("json", json.dumps(meta, sort_keys=True).encode())]
+
+    blob, keys, offsets = pack(samples())
+    record = {"name": plan.name, "split": plan.split, "domain": plan.domain, "samples": len(keys),
               "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(), "converted": converted,
-              "rejected": rejected, "plan": plan.fingerprint}
+              "rejected": rejected, "plan": plan.fingerprint, "keys": keys, "offsets": offsets}
     write_url(f"{str(out).rstrip('/')}/{plan.part_name}", json.dumps(record, sort_keys=True).encode())
     write_url(f"{str(out).rstrip('/')}/{plan.name}", blob)  # the tar appears last: its presence means complete
     return record
@@ -434,12 +452,11 @@ def clear_outputs(out: str) -> None:
 # Manifest
 
 
-def count_tar_samples(data: bytes) -> int:
-    keys = set()
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-        for member in tar.getmembers():
-            keys.add(member.name.split(".", 1)[0])
-    return len(keys)
+def tar_keys(data: bytes, url: str = "<bytes>") -> list[str]:
+    """The sample keys of a tar, in order, as the shard reader groups them."""
+    from .shard_reader import parse
+
+    return [key for key, _ in parse(data, url)]
 
 
 def write_manifest(plans: list[ShardPlan], out: str, source: dict) -> dict:
@@ -453,12 +470,14 @@ def write_manifest(plans: list[ShardPlan], out: str, source: dict) -> dict:
     for plan in plans:
         record = part_record(fs, root, plan)
         blob = fs.cat_file(f"{root}/{plan.name}")
-        if hashlib.sha256(blob).hexdigest() != record["sha256"] or count_tar_samples(blob) != record["samples"]:
+        if (hashlib.sha256(blob).hexdigest() != record["sha256"] or "offsets" not in record
+                or tar_keys(blob, plan.name) != record["keys"]):
             raise BrushworkError(f"{out}/{plan.name}: contents do not match its record (damaged or "
                                  "from another run); delete it and rerun to rewrite it")
         rejected += [{**r, "split": plan.split, "domain": plan.domain} for r in record["rejected"]]
         converted += record["converted"]
-        shards.append({k: record[k] for k in ("name", "split", "domain", "samples", "bytes", "sha256")})
+        shards.append({k: record[k] for k in ("name", "split", "domain", "samples", "bytes", "sha256", "keys",
+                                              "offsets")})
     splits: dict = {}
     for s in shards:
         entry = splits.setdefault(s["split"], {}).setdefault(s["domain"], {"samples": 0, "shards": 0})
@@ -479,8 +498,8 @@ def write_manifest(plans: list[ShardPlan], out: str, source: dict) -> dict:
     return manifest
 
 
-def read_manifest(out: str) -> dict:
-    """The manifest of a shard folder; a clear error if it is missing or unreadable."""
+def read_manifest(out: str, current: bool = True) -> dict:
+    """The manifest of a shard folder; a clear error if it is missing, unreadable or (``current``) too old."""
     fs, root = filesystem(out)
     path = f"{root}/{MANIFEST}"
     try:
@@ -489,20 +508,81 @@ def read_manifest(out: str) -> dict:
         raise BrushworkError(f"{out}: no {MANIFEST}; run data_prep/shard.py to make the shards first") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BrushworkError(f"{out}/{MANIFEST}: not valid JSON; rerun data_prep/shard.py") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), list):
+        raise BrushworkError(f"{out}/{MANIFEST}: no list of shards; rerun data_prep/shard.py --overwrite")
+    if current and manifest.get("format") != FORMAT_VERSION:
+        if manifest.get("format") == 2:
+            raise BrushworkError(f"{out}: shards of an earlier version (format 2) list no sample offsets; add them "
+                                 f"with: python data_prep/shard.py --reindex --out {out} (keeps the tars)")
+        raise BrushworkError(f"{out}/{MANIFEST}: format {manifest.get('format')!r}, this version reads "
+                             f"{FORMAT_VERSION}; rerun data_prep/shard.py --overwrite")
     return manifest
 
 
-def shard_urls(out: str, manifest: dict, split: str, domain: str) -> list[str]:
-    """Full paths/URLs of one split/domain's shards, each checked to exist."""
+def shard_refs(out: str, manifest: dict, split: str, domain: str) -> list:
+    """One split/domain's shards as ``ShardRef``s (URL, keys, offsets, size), each entry checked."""
+    from .shard_reader import ShardRef
+
     fs, root = filesystem(out)
-    names = [s["name"] for s in manifest["shards"] if s["split"] == split and s["domain"] == domain]
-    if not names:
-        raise BrushworkError(f"{out}: no {split} {domain} shards in the manifest")
-    for name in names:
+    refs = []
+    for entry in manifest["shards"]:
+        if not isinstance(entry, dict) or (entry.get("split"), entry.get("domain")) != (split, domain):
+            continue
+        name, keys, offsets, size = (entry.get(k) for k in ("name", "keys", "offsets", "bytes"))
+        ok = (isinstance(name, str) and isinstance(keys, list) and isinstance(offsets, list)
+              and isinstance(size, int) and len(offsets) == len(keys) + 1 == entry.get("samples", -1) + 1
+              and all(isinstance(o, int) for o in offsets) and offsets == sorted(offsets) and offsets[-1] <= size)
+        if not ok:
+            raise BrushworkError(f"{out}/{MANIFEST}: the entry of {name or 'a shard'} is damaged (keys, offsets, "
+                                 "samples or bytes); rerun data_prep/shard.py --overwrite")
+        refs.append(ShardRef(f"{str(out).rstrip('/')}/{name}", tuple(keys), tuple(offsets), size))
         if not fs.exists(f"{root}/{name}"):
             raise BrushworkError(f"{out}/{name}: shard listed in the manifest is missing; "
                                  "rerun data_prep/shard.py to rewrite it")
-    return [f"{str(out).rstrip('/')}/{name}" for name in names]
+    if not refs:
+        raise BrushworkError(f"{out}: no {split} {domain} shards in the manifest")
+    return refs
+
+
+def reindex(out: str) -> int:
+    """Add sample keys and offsets to a format-2 folder, keeping its tars byte for byte; returns shards done.
+
+    Each tar is read once and packed again by the writer, which must give the same bytes (the
+    writer is deterministic); the offsets come from that packing. Plan, parts and manifest move to
+    this format, so a rerun of shard.py on the same input finds its shards complete.
+    """
+    from .shard_reader import parse
+
+    fs, root = filesystem(out)
+    manifest = read_manifest(out, current=False)
+    if manifest.get("format") == FORMAT_VERSION:
+        return 0
+    plan = _read_json(fs, f"{root}/{PLAN}")
+    if manifest.get("format") != 2 or not plan or not isinstance(plan.get("inputs"), list):
+        raise BrushworkError(f"{out}: not a format-2 shard folder with its plan record; reshard it with "
+                             "data_prep/shard.py --overwrite")
+    fingerprint = plan_fingerprint([Source("", "", rel, "", size, stamp) for rel, size, stamp in plan["inputs"]],
+                                   plan["settings"])
+    for entry in manifest["shards"]:
+        url = f"{str(out).rstrip('/')}/{entry['name']}"
+        blob = fs.cat_file(f"{root}/{entry['name']}")
+        if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+            raise BrushworkError(f"{url}: contents differ from the manifest's sha256; reshard with --overwrite")
+        packed, keys, offsets = pack((key, list(sample.items())) for key, sample in parse(blob, url))
+        if packed != blob:
+            raise BrushworkError(f"{url}: not written by data_prep/shard.py (packing it again gives other bytes); "
+                                 "reshard with --overwrite")
+        entry.update(keys=keys, offsets=offsets)
+        part = f"{PARTS}/{entry['split']}-{entry['name'].split('/')[-1].removesuffix('.tar')}.json"
+        record = _read_json(fs, f"{root}/{part}")
+        if record is not None:
+            record.update(keys=keys, offsets=offsets, plan=fingerprint)
+            write_root_file(out, part, json.dumps(record, sort_keys=True).encode())
+    manifest.update(format=FORMAT_VERSION, fingerprint=fingerprint)
+    write_root_file(out, PLAN, (json.dumps({**plan, "format": FORMAT_VERSION, "fingerprint": fingerprint},
+                                           sort_keys=True) + "\n").encode())
+    write_root_file(out, MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    return len(manifest["shards"])
 
 
 def source_record(description: str, path: str | None = None) -> dict:

@@ -60,12 +60,22 @@ def apply_batch(net: torch.nn.Module, images: list[Image.Image], device="cpu", *
 
 
 
-def size_batches(items: list, size_of, batch_size: int) -> list[list]:
-    """Group items of equal size into batches of at most ``batch_size`` (order kept within a size)."""
+def stream_size_batches(items, size_of, batch_size: int, sizes_held: int = 2):
+    """Batches of equal-size items from a stream, holding at most ``sizes_held`` partial batches.
+
+    A batch goes out when it is full; when an item of a new size would make one size too many, the
+    fullest partial batch goes out first. So memory is bounded by a few batches however long the
+    stream, and photos in two orientations (the usual case) still batch fully.
+    """
     groups: dict = {}
     for item in items:
-        groups.setdefault(size_of(item), []).append(item)
-    return [g[i:i + batch_size] for g in groups.values() for i in range(0, len(g), batch_size)]
+        group = groups.setdefault(size_of(item), [])
+        group.append(item)
+        if len(group) == batch_size:
+            yield groups.pop(size_of(item))
+        elif len(groups) > sizes_held:
+            yield groups.pop(max(groups, key=lambda k: len(groups[k])))
+    yield from groups.values()
 
 
 # ---------------------------------------------------------------------------------------------

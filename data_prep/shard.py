@@ -15,6 +15,9 @@ Reruns: OUT records a fingerprint of the input (paths, sizes, mtimes) and the se
 command again finishes only what is missing (after a kill, say); other input or settings are
 refused with a line saying what changed, and --overwrite rebuilds.
 
+Folders made by an earlier version (format 2) lack the per-sample byte offsets readers need;
+`--reindex --out DIR` adds them, reading each tar once and keeping it byte for byte.
+
 Job arrays: run with --job_index i --num_jobs n (jobs 0..n-1 write disjoint shards), then run the
 same command once without them (or with --manifest_only) to check every shard and write the manifest.
 """
@@ -31,6 +34,10 @@ from brushwork.schemas.data import ShardConfig
 def run(cfg: ShardConfig) -> int:
     if not cfg.out:
         raise BrushworkError("--out is required (e.g. --out data/shards/monet2photo)")
+    if cfg.reindex:
+        done = shards.reindex(cfg.out)
+        print(f"{cfg.out}: " + (f"added sample offsets to {done} shard(s)" if done else "already current"), flush=True)
+        return 0
     if cfg.input and (cfg.a or cfg.b):
         raise BrushworkError("give either INPUT or --a/--b, not both")
     if cfg.overwrite and cfg.num_jobs > 1:

@@ -54,7 +54,10 @@ def test_bad_preset_key_type_and_range_name_the_file(tmp_path):
 
 
 def test_unknown_preset_lists_known_ones():
-    with pytest.raises(ConfigError, match=r"preset 'picasso' not found .* known presets: cezanne, monet"):
+    with pytest.raises(ConfigError, match=r"preset 'picasso' not found .* known presets: cezanne, default, monet"):
+        load_config(CycleGANConfig, "picasso", tool="cyclegan")
+    assert load_config(FastStyleConfig, "default", tool="fast_style") == FastStyleConfig()  # no file: the defaults
+    with pytest.raises(ConfigError, match=r"preset .picasso. not found"):
         load_config(CycleGANConfig, "picasso", tool="cyclegan")
 
 

@@ -9,7 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from brushwork import data, shards
+from brushwork import data
+from brushwork import shards
+from brushwork.shard_reader import read_samples
 from brushwork.data import Augment, train_loader
 from brushwork.errors import BrushworkError
 
@@ -49,8 +51,9 @@ def rank_batches(counts, seed, rank, world, workers, batch_size, start, n, buffe
     streams = {}
     for worker_id in range(W):  # a resumed DataLoader: each worker plays a role and skips what it delivered
         role, done = data.worker_role(worker_id, W, start)
-        streams[role] = data.stream_ids(counts, seed=seed, slot=rank * W + role, slots=world * W, buffer=buffer,
-                                        domain_id=0, skip=done * batch_size)
+        streams[role] = data.stream_ids(counts, seed=seed, slot=rank * W + role,
+                                        layout=data.Layout(world, W, batch_size), buffer=buffer, domain_id=0,
+                                        skip=done * batch_size)
     return [[next(streams[j % W]) for _ in range(batch_size)] for j in range(start, start + n)]
 
 
@@ -59,18 +62,40 @@ CASES = [(world, workers, n) for world in (1, 2, 3, 8, 64) for workers in (0, 1,
 
 
 @pytest.mark.parametrize("world,workers,n", CASES)
-def test_every_image_once_per_pass_and_shares_within_one(world, workers, n):
+def test_every_image_once_per_pass_and_chunks_as_long_as_the_draws(world, workers, n):
     counts = default_counts(n)
-    slots = world * max(1, workers)
-    for pass_index in range(3):
-        seen, shares = Counter(), []
-        for slot in range(slots):
-            segments = data.pass_segments(counts, seed=7, pass_index=pass_index, slot=slot, slots=slots)
-            items = [(shard, i) for shard, start, stop in segments for i in range(start, stop)]
-            seen.update(items)
-            shares.append(len(items))
-        assert seen == Counter((s, i) for s, c in enumerate(counts) for i in range(c))  # each exactly once
-        assert max(shares) - min(shares) <= 1  # no slot holds two shards' worth while another holds one
+    for batch_size in (1, 3):
+        layout = data.Layout(world, max(1, workers), batch_size)
+        for pass_index in range(3):
+            seen = Counter()
+            lengths = layout.pass_lengths(n, pass_index)
+            for slot in range(layout.slots):
+                segments = data.pass_segments(counts, seed=7, pass_index=pass_index, slot=slot, layout=layout)
+                items = [(shard, i) for shard, start, stop in segments for i in range(start, stop)]
+                seen.update(items)
+                assert len(items) == lengths[slot]
+            assert seen == Counter((s, i) for s, c in enumerate(counts) for i in range(c))  # each exactly once
+
+
+def test_draws_per_slot_follow_the_round_robin_of_workers():
+    layout = data.Layout(world=3, workers=2, batch_size=2)
+    # global draws: step 0 = rank 0,1,2 from worker 0 (2 each), step 1 = the same from worker 1, ...
+    slot_of = [(g // 2) % 3 * 2 + (g // 6) % 2 for g in range(40)]
+    for g in range(41):
+        for slot in range(6):
+            assert layout.draws_before(g, slot) == slot_of[:g].count(slot)
+
+
+def test_first_epoch_of_64_ranks_x_4_workers_on_400_images_repeats_nothing():
+    """The figure README and ARCHITECTURE.md state: 0 repeats (the old split drew 46 twice)."""
+    counts, world, workers = default_counts(400), 64, 4
+    for batch_size in (1, 2):
+        steps = 400 // (world * batch_size)  # the first epoch
+        drawn = Counter()
+        for rank in range(world):
+            for batch in rank_batches(counts, 0, rank, world, workers, batch_size, 0, steps):
+                drawn.update((shard, i) for _, shard, i in batch)
+        assert sum(drawn.values()) == steps * world * batch_size and max(drawn.values()) == 1
 
 
 @pytest.mark.parametrize("world,workers,n", [c for c in CASES if c[2] != 400])
@@ -86,7 +111,7 @@ def test_resume_from_every_position_of_a_pass_gives_the_next_batch(world, worker
 def test_every_slot_reads_a_few_shards_sequentially():
     counts = default_counts(1072)  # 17 shards on 16 slots: the case that used to favour one slot's images
     for slot in range(16):
-        segments = data.pass_segments(counts, seed=0, pass_index=0, slot=slot, slots=16)
+        segments = data.pass_segments(counts, seed=0, pass_index=0, slot=slot, layout=data.Layout(16))
         assert 1 <= len(segments) <= 3 and sum(b - a for _, a, b in segments) in (67, 66)
 
 
@@ -95,7 +120,7 @@ def test_a_slot_with_fewer_images_than_slots_still_gets_some():
     got = Counter()
     for pass_index in range(40):  # 12 images on 32 slots: each pass 12 slots get one image
         for slot in range(32):
-            got[slot] += sum(b - a for _, a, b in data.pass_segments(counts, 1, pass_index, slot, 32))
+            got[slot] += sum(b - a for _, a, b in data.pass_segments(counts, 1, pass_index, slot, data.Layout(32)))
     assert min(got.values()) > 0 and sum(got.values()) == 40 * 12
 
 
@@ -136,10 +161,11 @@ def test_one_pass_covers_every_image_once_over_2_ranks_x_2_workers(tmp_path):
 def test_the_reader_follows_the_pure_plan(tmp_path):
     root = shard_dataset(tmp_path, n_a=13, n_b=2, per_shard=4)
     a = data.domain_shards(root, "train", "A")
-    keys = {(s, i): key for s, url in enumerate(a.urls) for i, (key, _, _) in enumerate(data.tar_samples(url))}
+    keys = {(s, i): key for s, shard in enumerate(a.shards) for i, key, _, _ in read_samples(shard)}
+    layout = data.Layout(3)
     for slot, skip in ((0, 0), (2, 5), (1, 11)):
-        ids = data.stream_ids(a.counts, seed=4, slot=slot, slots=3, buffer=3, domain_id=0, skip=skip)
-        stream = data.domain_stream(a, seed=4, slot=slot, slots=3, buffer=3, skip=skip)
+        ids = data.stream_ids(a.counts, seed=4, slot=slot, layout=layout, buffer=3, domain_id=0, skip=skip)
+        stream = data.domain_stream(a, seed=4, slot=slot, layout=layout, buffer=3, skip=skip)
         for _ in range(12):
             pass_index, shard, index = next(ids)
             got_pass, key, _ = next(stream)
@@ -225,7 +251,8 @@ def test_a_truncated_shard_is_an_error_naming_it(tmp_path):
     shard = tmp_path / "shards" / "train" / "A-000001.tar"
     truncate_shard(shard, 3)
     loader, _ = train_loader(root, batch_size=1, rank=0, world=1, num_workers=0, seed=0, aug=AUG)
-    with pytest.raises(BrushworkError, match=r"A-000001.tar: holds 3 samples but the manifest lists 4 \(truncated"):
+    with pytest.raises(BrushworkError, match=r"A-000001.tar: 10240 bytes but the manifest lists 20480 \(replaced or "
+                                              "truncated"):
         for _ in data.batches(loader):
             pass
     # through worker processes the error comes back as the same one line, not a wrapped traceback
@@ -233,7 +260,19 @@ def test_a_truncated_shard_is_an_error_naming_it(tmp_path):
     with pytest.raises(BrushworkError) as err:
         for _ in data.batches(loader):
             pass
-    assert "\n" not in str(err.value) and "A-000001.tar: holds 3 samples" in str(err.value)
+    assert "\n" not in str(err.value) and "A-000001.tar: 10240 bytes but the manifest lists" in str(err.value)
+
+
+def test_a_shard_replaced_by_one_of_equal_length_is_an_error_naming_it(tmp_path):
+    root = shard_dataset(tmp_path, n_a=8, n_b=8, per_shard=4)
+    a0, a1 = (tmp_path / "shards" / "train" / f"A-00000{i}.tar" for i in (0, 1))
+    blob0, blob1 = a0.read_bytes(), a1.read_bytes()
+    a0.write_bytes(blob1 + bytes(max(0, len(blob0) - len(blob1))))  # same length, other samples
+    a0.write_bytes(a0.read_bytes()[:len(blob0)])
+    a = data.domain_shards(root, "train", "A")
+    with pytest.raises(BrushworkError, match=r"A-000000.tar: sample 0 is 'trainA__000004', the manifest lists "
+                                              r"'trainA__000000' \(replaced after sharding\)"):
+        list(read_samples(a.shards[0]))
 
 
 def test_missing_manifest_or_shard_is_a_clear_error(tmp_path):

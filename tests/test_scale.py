@@ -50,7 +50,8 @@ def test_two_processes_x_two_workers_train_on_default_shards_and_a_truncated_sha
     proc = run_train(tmp_path / "run2", out, "--max_steps", 20, "--num_workers", 2, procs=2)
     assert proc.returncode != 0
     errors = [l for l in proc.stderr.splitlines() if l.startswith("cyclegan.py: error:")]
-    assert errors and "A-000000.tar: holds 11 samples but the manifest lists 12" in errors[0]
+    assert errors and re.search(r"A-000000.tar: holds no sample \d+ of the 12 the manifest lists \(truncated or "
+                                r"replaced after sharding\)", errors[0]), errors
     assert "Original Traceback" not in proc.stderr
 
 
@@ -356,3 +357,24 @@ def test_gpu_check_says_there_is_no_gpu_and_exits_zero():
     proc = run_script("bench/gpu_check.py")
     assert proc.returncode == 0 and proc.stdout.strip().splitlines() == [
         "gpu_check: no CUDA device here; nothing to check (run it on a GPU machine)"]
+
+
+@pytest.mark.slow
+def test_one_pass_of_64_slots_on_s3_fetches_each_byte_about_once(tmp_path):
+    """400 + 400 images in default shards on a local S3 server that counts what it serves."""
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    sys.path.insert(0, str(REPO / "bench"))
+    import loader
+    from s3_server import BUCKET, s3_server
+
+    from brushwork.schemas.bench import LoaderBench
+
+    with s3_server() as (_, counter):
+        root = loader.make_shards(f"s3://{BUCKET}/ds", 400, str(tmp_path))
+        for slots in (16, 64):
+            counter.reset()
+            cfg = LoaderBench(slots=slots, workers=(1,), all_slots=True, passes=1)
+            got = loader.read_all_slots(root, cfg, lambda: counter.bytes)
+            assert got["images_read"] == got["distinct"] == got["images"] == 800  # one pass: each image once
+            assert counter.bytes <= 1.3 * got["dataset_bytes"], got  # the old reader: 5x at 16 slots, 30x at 64

@@ -53,7 +53,12 @@ def test_original_layout_keeps_bytes_and_writes_manifest(tmp_path):
                     "format": "JPEG", "converted": False}
     for s in manifest["shards"]:
         data = (out / s["name"]).read_bytes()
-        assert s["bytes"] == len(data) and shards.count_tar_samples(data) == s["samples"]
+        assert s["bytes"] == len(data) and len(shards.tar_keys(data)) == s["samples"] == len(s["keys"])
+        # each sample's byte range, as recorded, is exactly its members: a ranged read parses alone
+        for i, key in enumerate(s["keys"]):
+            one = data[s["offsets"][i]:s["offsets"][i + 1]]
+            assert shards.tar_keys(one) == [key]
+        assert s["offsets"][0] == 0 and s["offsets"][-1] <= len(data)
     assert (out / "rejected.jsonl").read_text() == ""
     assert not list(out.rglob("*.tmp"))
 
@@ -205,7 +210,11 @@ def test_memory_filesystem_output(tmp_path):
     assert fs.exists("/brushwork-test/ds/train/A-000001.tar")
     assert not [p for p in fs.find("/brushwork-test/ds") if p.endswith(".tmp")]
     assert manifest["splits"]["train"]["B"] == {"samples": 3, "shards": 2}
-    assert shards.shard_urls(out, manifest, "train", "A")[0] == "memory://brushwork-test/ds/train/A-000000.tar"
+    first = shards.shard_refs(out, manifest, "train", "A")[0]
+    assert first.url == "memory://brushwork-test/ds/train/A-000000.tar"
+    from brushwork.shard_reader import read_samples
+
+    assert [key for _, key, _, _ in read_samples(first)] == list(first.keys)  # ranged reads on fsspec URLs
 
 
 def test_max_side_downscales_only(tmp_path):
@@ -320,3 +329,36 @@ def test_damaged_inputs_and_records_are_handled_one_by_one(tmp_path):
     part.write_text("{ damaged")
     proc = run_script("data_prep/shard.py", src, "--out", out)
     assert proc.returncode == 0 and "wrote 1 shard(s)" in proc.stdout  # the shard behind it is simply rewritten
+
+
+def downgrade_to_format_2(out):
+    """The folder as the previous version wrote it: no keys/offsets, format 2 everywhere."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    for s in manifest["shards"]:
+        del s["keys"], s["offsets"]
+    manifest["format"] = 2
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    plan = json.loads((out / ".parts" / "plan.json").read_text())
+    (out / ".parts" / "plan.json").write_text(json.dumps({**plan, "format": 2, "fingerprint": "old"}) + "\n")
+    for part in (out / ".parts").glob("*-*.json"):
+        record = json.loads(part.read_text())
+        del record["keys"], record["offsets"]
+        part.write_text(json.dumps({**record, "plan": "old"}, sort_keys=True))
+
+
+def test_a_format_2_folder_gets_one_line_and_reindex_adds_the_offsets_keeping_the_tars(tmp_path):
+    src = make_synth(tmp_path / "src", 5)
+    out = tmp_path / "shards"
+    assert run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 2).returncode == 0
+    current = json.loads((out / "manifest.json").read_text())
+    tars = digest_tree(out, "*.tar")
+    downgrade_to_format_2(out)
+    proc = run_script("train/cyclegan.py", "--data", out, "--run_dir", tmp_path / "run", "--max_steps", 1)
+    assert_one_error_line(proc, "format 2) list no sample offsets", f"data_prep/shard.py --reindex --out {out}")
+    proc = run_script("data_prep/shard.py", "--reindex", "--out", out)
+    assert proc.returncode == 0 and "added sample offsets to 8 shard(s)" in proc.stdout, proc.stderr
+    assert digest_tree(out, "*.tar") == tars  # the tars are kept byte for byte
+    assert json.loads((out / "manifest.json").read_text())["shards"] == current["shards"]
+    proc = run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 2)  # the same input again
+    assert proc.returncode == 0 and "wrote 0 shard(s), 8 already complete" in proc.stdout, proc.stderr
+    assert "already current" in run_script("data_prep/shard.py", "--reindex", "--out", out).stdout

@@ -7,7 +7,7 @@
   accelerate launch train/cyclegan.py --data s3://bucket/monet2photo --run_dir runs/mine
   tensorboard --logdir runs
 
-The defaults are the paper's (the original code's); --domain picks configs/cyclegan/{domain}.toml,
+The defaults are the paper's (the original code's); --domain picks brushwork/presets/cyclegan/{domain}.toml,
 --preset PATH another TOML file, and any flag below overrides both. The run dir receives config.toml
 (the resolved settings, including what accelerate launch decided), tb/ (one TensorBoard run, resumes
 append to it), samples/, checkpoints/step_N/ (+ latest) and export/ (the generators alone, refreshed
@@ -29,7 +29,7 @@ from brushwork.schemas.train import CycleGANConfig
 
 
 def default_preset(flags: dict) -> str | None:
-    """configs/cyclegan/{domain}.toml when there is one (monet, cezanne, ukiyoe, vangogh)."""
+    """brushwork/presets/cyclegan/{domain}.toml when there is one (monet, cezanne, ukiyoe, vangogh)."""
     domain = str(flags.get("domain", CycleGANConfig().domain))
     return domain if (config.CONFIG_ROOT / "cyclegan" / f"{domain}.toml").is_file() else None
 

@@ -10,7 +10,8 @@ The network paints a photo in one forward pass (eval/stylize.py applies it at fu
 trained with Gatys's perceptual losses measured by VGG-16 (--loss_network vgg19 for VGG-19): content
 at relu2_2, style Grams at relu1_2, relu2_2, relu3_3, relu4_3 of the style image(s), total
 variation. Several styles train one network with conditional instance norm (one (γ, β) per style).
-Presets: configs/fast_style/default.toml (the default) and johnson.toml (the paper's recipe).
+Presets: the defaults (the paper's network and losses, 8 + 4 epochs, no TV term) and
+brushwork/presets/fast_style/johnson.toml (the paper's recipe: 2 epochs, TV 1e-6).
 
 The run works exactly as train/cyclegan.py's: the same loader (any number of ranks and workers),
 DDP, LR from images seen, full-state checkpoints with --resume auto (also on another number of

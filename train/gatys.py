@@ -20,7 +20,7 @@ keeps its own L-BFGS history and line search, so results equal rendering pairs o
 Processes (accelerate launch) split the pairs; one progress stream per job. A pair whose image is
 unreadable fails alone; the exit status is non-zero only if every pair failed.
 
-Presets: configs/gatys/default.toml (conv4_2 content, beta 1e6, mean losses) and paper.toml (the
+Presets: the defaults (conv4_2 content, beta 1e6, mean losses) and brushwork/presets/gatys/paper.toml (the
 paper: avg pool, content conv_5, style conv_1..conv_5 at 1/5, alpha/beta 1e-7, paper losses).
 VGG-19 weights come from the torch hub cache (python -m brushwork.pretrained vgg19) or --vgg_weights PATH.
 """

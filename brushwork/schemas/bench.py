@@ -98,6 +98,11 @@ class LoaderBench(Config):
     crop_size: int = setting(256, "crop", min=8)
     slots: int = setting(1, "simulate this rank as one of N equal ranks (world size), e.g. 16", min=1, max=4096)
     domain_size: int = setting(0, "shard a synthetic domain of this many images instead (e.g. 400; 0: off)", min=0)
+    all_slots: bool = setting(False, "read every slot of the simulated world (--slots ranks x the first --workers) "
+                                     "one after another, without decoding: images read, distinct, bytes fetched")
+    passes: int = setting(1, "with --all_slots: passes to read", min=1, max=1000)
+    s3: bool = setting(False, "with --all_slots: put the shards on a local S3 server (moto on 127.0.0.1) and count "
+                              "the bytes it serves")
 
 
 @dataclass(frozen=True)

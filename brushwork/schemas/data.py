@@ -83,6 +83,8 @@ class ShardConfig(Config):
     num_jobs: int = setting(1, "jobs sharing the work; the manifest is written by a final run with 1 job", min=1)
     manifest_only: bool = setting(False, "write nothing but check all shards and write the manifest")
     overwrite: bool = setting(False, "out holds shards of other input or settings: delete them and rebuild")
+    reindex: bool = setting(False, "add the sample offsets this version reads to the shards in --out (made by an "
+                                   "earlier version): each tar is read once and kept as it is")
 
     def check(self) -> None:
         if self.job_index >= self.num_jobs:

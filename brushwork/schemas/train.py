@@ -54,7 +54,7 @@ class CycleGANConfig(TrainConfig):
     """``train/cyclegan.py``: defaults are the paper's / the original code's (resnet_9blocks, LSGAN, pool 50)."""
 
     domain: str = setting("monet", "dataset name: monet, cezanne, ukiyoe, vangogh or your own (picks "
-                                   "configs/cyclegan/{domain}.toml if there is one)")
+                                   "brushwork/presets/cyclegan/{domain}.toml if there is one)")
     preprocess: Preprocess = setting("resize_and_crop", "training transform, as the original --preprocess: "
                                      "resize_and_crop (load_size square, random crop_size crop), crop (random "
                                      "crop_size crop at full size), scale_width (width to crop_size), "
@@ -110,12 +110,12 @@ class FastStyleConfig(TrainConfig):
     style_layer_weights: tuple[float, ...] = setting((), "weight per style layer (empty: 1 each)", min=0)
     content_weight: float = setting(1e5, "weight of the content loss", min=0)
     style_weight: float = setting(1e10, "weight of the style loss", min=0)
-    tv_weight: float = setting(0.0, "weight of the total-variation loss", min=0)
+    tv_weight: float = setting(0.0, "weight of the total-variation loss (the paper: 1e-6, --preset johnson)", min=0)
     lr: float = setting(1e-3, "Adam learning rate", min=0)
     beta1: float = setting(0.9, "Adam beta1", min=0, max=0.999999)
     beta2: float = setting(0.999, "Adam beta2", min=0, max=0.999999)
-    epochs: int = setting(2, "epochs over the content photos at the initial learning rate", min=0)
-    epochs_decay: int = setting(0, "epochs of linear decay to zero after that", min=0)
+    epochs: int = setting(8, "epochs over the content photos at the initial learning rate", min=0)
+    epochs_decay: int = setting(4, "epochs of linear decay to zero after that", min=0)
     batch_size: int = setting(4, "content images per step per process", min=1, max=4096)
 
     def check(self) -> None:
