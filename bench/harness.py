@@ -53,12 +53,38 @@ def time_steps(trainer: CycleGANTrainer, size: int, batch: int, iters: int, warm
     return times
 
 
-def time_original(size: int, batch: int, iters: int, warmup: int, threads: int) -> list[float]:
-    """Seconds per ``optimize_parameters()`` of the original code, in a subprocess (its own imports)."""
+class Measured(subprocess.Popen):
+    """A Popen whose wait records the child's own peak RSS in bytes (``os.wait4``: that child, not the others)."""
+
+    peak_bytes = 0
+
+    def _try_wait(self, wait_flags):
+        import os
+
+        try:
+            pid, status, usage = os.wait4(self.pid, wait_flags)
+        except ChildProcessError:
+            return self.pid, 0
+        if pid:
+            self.peak_bytes = usage.ru_maxrss * 1024  # KiB on Linux
+        return pid, status
+
+
+def run_measured(cmd: list[str]) -> tuple[int, str]:
+    """(peak RSS of the child in bytes, its stdout); raises with its stderr if it fails."""
+    proc = Measured(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"{cmd[1]} failed: {err[-2000:]}")
+    return proc.peak_bytes, out
+
+
+def time_original(size: int, batch: int, iters: int, warmup: int, threads: int) -> tuple[list[float], int]:
+    """(seconds per ``optimize_parameters()`` of the original code, peak RSS), in a subprocess of its own."""
     cmd = [sys.executable, str(ORIGINAL), "--size", str(size), "--batch", str(batch), "--iters", str(iters),
            "--warmup", str(warmup), "--threads", str(threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-    return json.loads(out)["s_per_iter_all"]
+    peak, out = run_measured(cmd)
+    return json.loads(out.strip().splitlines()[-1])["s_per_iter_all"], peak
 
 
 def spread(values: list[float]) -> dict:

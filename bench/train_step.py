@@ -3,6 +3,7 @@
 
   python bench/train_step.py --sizes 128 256 --batches 1 --repeats 3
   python bench/train_step.py --device cuda --bf16 --no_original
+  python bench/train_step.py --sizes 256 --batches 1 --repeats 2 --memory   # + peak RSS, each step in its own process
 
 Times ``CycleGANTrainer.step`` (the trainer's step) on random inputs with the paper's model
 (resnet_9blocks ngf 64, PatchGAN ndf 64, LSGAN, λ 10, identity 0.5, pool 50, Adam 2e-4) and, when
@@ -19,7 +20,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ORIGINAL, machine, paper_trainer, spread, time_original, time_steps  # noqa: E402
+from harness import (ORIGINAL, machine, paper_trainer, run_measured, spread, time_original,  # noqa: E402
+                     time_steps)
 
 from brushwork import cli  # noqa: E402
 from brushwork.schemas.bench import TrainStepBench  # noqa: E402
@@ -38,19 +40,37 @@ def measure_ours(cfg: TrainStepBench, size: int, batch: int) -> list[float]:
     return time_steps(trainer, size, batch, cfg.iters, cfg.warmup, cfg.channels_last)
 
 
+def measure_ours_apart(cfg: TrainStepBench, size: int, batch: int) -> tuple[list[float], int]:
+    """(step times, peak RSS) of brushwork's step in a fresh process, as the original's are measured."""
+    cmd = [sys.executable, __file__, "--sizes", str(size), "--batches", str(batch), "--iters", str(cfg.iters),
+           "--warmup", str(cfg.warmup), "--threads", str(cfg.threads), "--no_original", "--device", cfg.device,
+           "--block_conv", cfg.block_conv, "--join_passes", cfg.join_passes]
+    peak, out = run_measured(cmd)
+    return json.loads(out.strip().splitlines()[0])["brushwork_all"], peak
+
+
 def run(cfg: TrainStepBench) -> int:
     torch.set_num_threads(cfg.threads)
     with_original = cfg.original and ORIGINAL.exists() and cfg.device == "cpu"
     rows = []
     for size in cfg.sizes:
         for batch in cfg.batches:
-            ours, orig = [], []
+            ours, orig, peaks = [], [], {"brushwork": [], "original": []}
             for _ in range(cfg.repeats):
-                ours += measure_ours(cfg, size, batch)
+                if cfg.memory:
+                    times, peak = measure_ours_apart(cfg, size, batch)
+                    ours += times
+                    peaks["brushwork"].append(peak)
+                else:
+                    ours += measure_ours(cfg, size, batch)
                 if with_original:
-                    orig += time_original(size, batch, cfg.iters, cfg.warmup, cfg.threads)
+                    times, peak = time_original(size, batch, cfg.iters, cfg.warmup, cfg.threads)
+                    orig += times
+                    peaks["original"].append(peak)
             row = {"size": size, "batch": batch, "block_conv": cfg.block_conv, "brushwork": spread(ours),
                    "brushwork_all": [round(t, 3) for t in ours]}
+            if cfg.memory:
+                row["peak_rss_gb"] = {k: round(max(v) / 1e9, 2) for k, v in peaks.items() if v}
             if orig:
                 row.update(original=spread(orig), original_all=[round(t, 3) for t in orig],
                            speedup=spread(orig)["median"] / spread(ours)["median"])
@@ -58,15 +78,18 @@ def run(cfg: TrainStepBench) -> int:
             print(json.dumps(row), flush=True)
             rows.append(row)
     print(f"\n{machine()}, {cfg.threads} threads, {cfg.repeats} alternated repeat(s) x {cfg.iters} steps\n")
-    print("| px | batch | brushwork s/step median (min-max) | images/s (A+B) | original s/step median (min-max) | speed-up |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| px | batch | brushwork s/step median (min-max) | images/s (A+B) | original s/step median (min-max) | speed-up "
+          "| peak RSS GB brushwork / original |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         b = r["brushwork"]
         orig = f"{r['original']['median']:.2f} ({r['original']['min']:.2f}-{r['original']['max']:.2f})" \
             if "original" in r else "-"
         speed = f"{r['speedup']:.2f}x" if "speedup" in r else "-"
+        peak = r.get("peak_rss_gb", {})
+        peaks = f"{peak.get('brushwork', '-')} / {peak.get('original', '-')}" if peak else "-"
         print(f"| {r['size']} | {r['batch']} | {b['median']:.2f} ({b['min']:.2f}-{b['max']:.2f}) | "
-              f"{r['images_per_s_both_domains']:.2f} | {orig} | {speed} |")
+              f"{r['images_per_s_both_domains']:.2f} | {orig} | {speed} | {peaks} |")
     return 0
 
 

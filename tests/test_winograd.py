@@ -61,15 +61,33 @@ def test_other_dtypes_fall_back_to_conv2d_exactly():
         conv3x3(torch.randn(1, 4, 2, 2), torch.randn(4, 4, 3, 3))
 
 
-def test_a_block_conv_costs_a_quarter_of_the_direct_flops():
-    x = torch.randn(1, 256, 34, 34, requires_grad=True)
+@pytest.mark.parametrize("side,bound", [(34, 0.335), (66, 0.31)])
+def test_a_block_conv_costs_a_quarter_of_the_direct_flops(side, bound):
+    """4x fewer in the products, plus the transforms (V and a trained weight's U are transformed again in
+    backward instead of kept: the transforms weigh most at the smallest map Winograd is used for)."""
+    x = torch.randn(1, 256, side, side, requires_grad=True)
     weight = torch.randn(256, 256, 3, 3, requires_grad=True)
     counts = {}
     for name, conv in (("direct", F.conv2d), ("winograd", conv3x3)):
         with FlopCounterMode(display=False) as counter:
             conv(x, weight).sum().backward()
         counts[name] = counter.get_total_flops()
-    assert counts["winograd"] < 0.33 * counts["direct"]  # 4x fewer in the products, plus the transforms
+    assert counts["winograd"] < bound * counts["direct"]
+
+
+def test_trained_weights_are_not_cached_and_their_transforms_are_not_kept_for_backward():
+    from brushwork import winograd
+
+    x = torch.randn(1, 256, 34, 34, requires_grad=True)
+    trained = torch.randn(256, 256, 3, 3, requires_grad=True)
+    winograd._TRANSFORMED.clear()
+    y = conv3x3(x, trained)
+    assert not winograd._TRANSFORMED  # a training step holds no transformed copies of its weights
+    saved = [t for t in y.grad_fn.saved_tensors if t is not None]
+    assert [tuple(t.shape) for t in saved] == [(1, 256, 34, 34), (256, 256, 3, 3)]  # x and w, neither V nor U
+    frozen = torch.randn(256, 256, 3, 3)
+    conv3x3(x, frozen)
+    assert len(winograd._TRANSFORMED) == 1  # frozen weights (VGG) are transformed once
 
 
 def test_convs_it_does_not_cover_run_as_themselves():

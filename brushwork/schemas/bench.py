@@ -28,6 +28,7 @@ class TrainStepBench(Config):
                                                                 "GPUs only, as the trainer)")
     block_conv: BlockConv = setting("winograd", "ResNet-block convs: Winograd F(4x4,3x3) (the CPU default) or direct")
     compile: bool = setting(False, "torch.compile the networks")
+    memory: bool = setting(False, "run brushwork's steps in a fresh process too, and report each side's peak RSS")
 
 
 @dataclass(frozen=True)
