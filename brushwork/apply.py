@@ -18,7 +18,10 @@ import torch
 from PIL import Image
 
 from . import cli, config, results_page
+from .config import fields_with_role
+from .schemas.eval import RENDER
 from .data import image_source, load_images, rank_share
+from .ledger import Ledger, input_fingerprint, refuse_changes
 from .errors import BrushworkError, ImageError
 from .fileio import inside
 from .images import save_image
@@ -28,10 +31,11 @@ from .translate import stream_size_batches, test_scale
 Forward = Callable[[list[Image.Image]], list[Image.Image]]
 
 
-def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, title: str,
+def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, title: str, weights: str,
                  second: tuple[str, Forward] | None = None) -> int:
     """Run ``forward`` (a batch of same-size images → results) over ``cfg.input`` into ``cfg.out``.
 
+    ``weights``: the network's fingerprint (``ledger.network_fingerprint``), recorded with every output.
     ``second``: (name, function of the results) for an extra output saved under ``out/{name}/``
     (translate's reconstruction). Returns the exit code; raises if no input could be read.
     """
@@ -42,11 +46,20 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
     out = Path(cfg.out)
     items = rank_share(everything, state.process_index, state.num_processes)
     output = lambda it, sub=None: inside(out / sub if sub else out, it.name, "output name")
-    todo = [it for it in items if cfg.overwrite or not output(it).exists()]
+    settings = {"weights": weights, **{k: getattr(cfg, k) for k in fields_with_role(type(cfg), RENDER)}}
+    ledger = Ledger(out, tool, settings, state.process_index)
+    existing = [(it.name, input_fingerprint(it)) for it in everything if output(it).exists()]
+    changed = ledger.changed(existing)  # the whole folder, the same on every rank: refused before any work
+    if not cfg.overwrite:
+        refuse_changes(out, changed)
+    redo = {name for name, _ in changed}
+    todo = [it for it in items if cfg.overwrite or it.name in redo or not output(it).exists()]
     if state.is_main_process:
         print(f"weights: {used}", flush=True)
         out.mkdir(parents=True, exist_ok=True)
         config.write_resolved(cfg, out, f"{tool}_config.toml")
+        ledger.start()
+    state.wait_for_everyone()  # the settings record exists before any rank records an output
     cli.started()
     scale = cfg.test_scale()
     if cfg.results_html:  # outputs from an earlier run need their input on the page too
@@ -71,6 +84,7 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
             extra = second[1](results) if second else [None] * len(group)
             for (it, img), result, more in zip(group, results, extra):
                 save_image(result, output(it))
+                ledger.add(it.name, input_fingerprint(it))
                 if cfg.results_html:
                     save_image(img, output(it, "index_inputs"))
                 if more is not None:

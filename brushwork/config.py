@@ -85,6 +85,22 @@ def refuse_output_inside(out: str, inputs: Mapping[str, str]) -> None:
                               "inputs; choose an --out outside it")
 
 
+def refuse_output_file(flag: str, path: str, reads: Mapping[str, str], overwrite: bool = False,
+                       suffix: str = "") -> None:
+    """ConfigError when the output file ``path`` would replace something the user owns: a file or
+    folder the command reads (given as flag -> path; a folder also covers what lies inside it), a file
+    without the expected ``suffix``, or (without ``overwrite``) any file already there."""
+    if not path:
+        return
+    if suffix and not path.lower().endswith(suffix):
+        raise ConfigError(f"{flag} {path}: the file name must end in {suffix}")
+    for other, read in reads.items():
+        if read and (os.path.realpath(path) == os.path.realpath(read) or is_within(path, read)):
+            raise ConfigError(f"{flag} {path} would overwrite what {other} {read} holds; write it elsewhere")
+    if os.path.exists(path) and not overwrite:
+        raise ConfigError(f"{flag} {path} already exists; --overwrite replaces it, or choose another name")
+
+
 def fields_with_role(cls: type, role: str) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("role") == role)
 

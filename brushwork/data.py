@@ -373,7 +373,13 @@ class DomainBatches(IterableDataset):
 
 
 def _worker_init(_):
+    import signal
+
     torch.set_num_threads(1)  # decode workers must not fight the training step for cores
+    # A preemption signal sent to the whole process group (timeout, kill -- -PGID, SLURM) reaches the
+    # workers too; the main process owns it (checkpoint, then exit 0), so a worker must not die of it
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def steps_per_epoch(domains: list[DomainShards], batch_size: int, world: int) -> int:
@@ -476,6 +482,7 @@ def image_source(source: str, split: str = "test", domain: str = "A") -> list[So
     Nothing is decoded: a list of names and where to read them (shard samples by index, from the
     manifest's counts), so a rank can take its share before reading any pixels.
     """
+    from .fileio import distinct_stems
     from .images import find_images
     from .storage import filesystem
 
@@ -488,7 +495,8 @@ def image_source(source: str, split: str = "test", domain: str = "A") -> list[So
     if not files:
         raise BrushworkError(f"{source}: no images found (.jpg, .png, .webp, ... in any case)")
     base = path if path.is_dir() else path.parent
-    return [SourceImage(f.relative_to(base).with_suffix(".png").as_posix(), path=str(f)) for f in files]
+    rels = [f.relative_to(base).as_posix() for f in files]
+    return [SourceImage(f"{stem}.png", path=str(f)) for f, stem in zip(files, distinct_stems(rels))]
 
 
 def rank_share(items: list, rank: int, world: int) -> list:

@@ -100,6 +100,11 @@ def _copy(src, dst, done: int, size: int | None, progress) -> None:
         raise OSError(f"connection closed after {done} of {size} bytes")
 
 
+def owned(dest: Path) -> bool:
+    """Whether ``dest`` is a dataset folder this tool extracted: its source record sits beside it."""
+    return (dest.parent / f"{dest.name}.source.json").is_file()
+
+
 def extract(zip_path: Path, dest: Path) -> Path:
     """Extract into ``dest`` (via a temp folder, refusing members that escape it); returns dest."""
     tmp = dest.with_name(dest.name + ".extracting")
@@ -118,6 +123,10 @@ def extract(zip_path: Path, dest: Path) -> Path:
     inner = [p for p in tmp.iterdir()]
     root = inner[0] if len(inner) == 1 and inner[0].is_dir() else tmp
     if dest.exists():
+        if not owned(dest):  # only a folder this tool extracted (its source record beside it) is replaced
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise BrushworkError(f"{dest} exists and was not extracted by data_prep/download.py (no "
+                                 f"{dest.name}.source.json beside it); move it away or choose another --dest")
         shutil.rmtree(dest)
     root.replace(dest)
     shutil.rmtree(tmp, ignore_errors=True)

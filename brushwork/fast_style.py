@@ -226,15 +226,21 @@ def export_onnx(net: TransformerNet, weights: torch.Tensor, path: str | Path, ch
         warnings.simplefilter("ignore")  # the exporter's notes on tracing and constant folding
         torch.onnx.export(model, (check,), f, input_names=["image"], output_names=["stylized"],
                           dynamic_axes={"image": axes, "stylized": axes}, opset_version=17, dynamo=False)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    worst = 0.0
-    other = F.interpolate(check, size=(check.shape[2] + 8, check.shape[3] + 4), mode="bilinear", align_corners=False)
-    for x in (check, other):
-        with torch.no_grad():
-            expected = model(x).numpy()
-        got = session.run(None, {"image": x.numpy()})[0]
-        worst = max(worst, float(abs(got - expected).max()))
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        worst = 0.0
+        other = F.interpolate(check, size=(check.shape[2] + 8, check.shape[3] + 4), mode="bilinear",
+                              align_corners=False)
+        for x in (check, other):
+            with torch.no_grad():
+                expected = model(x).numpy()
+            got = session.run(None, {"image": x.numpy()})[0]
+            worst = max(worst, float(abs(got - expected).max()))
+    except Exception:
+        Path(path).unlink(missing_ok=True)  # an export that was not checked is not left behind
+        raise
     if worst > tolerance:
+        Path(path).unlink(missing_ok=True)
         raise BrushworkError(f"{path}: onnxruntime differs from torch by {worst:.2e} (more than {tolerance:g}); the "
                              "export is not usable")
     return worst

@@ -9,6 +9,7 @@ outside the output folder.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import unicodedata
@@ -152,6 +153,27 @@ def inside(root: str | os.PathLike, relative: str, what: str = "path") -> Path:
         safe_name(part, what)
     return Path(root).joinpath(*parts)
 
+
+
+def distinct_stems(names: list[str], keep: str = ".png", ids: list[str] | None = None) -> list[str]:
+    """One output stem per input name (relative paths), distinct whenever the names are.
+
+    The rule, documented in README: a name's stem is the name without its extension ("sub/a.jpg" →
+    "sub/a"); inputs whose stems collide ("a.jpg", "a.png") keep their whole name as the stem
+    ("a.jpg" → "a.jpg", so the output is "a.jpg.png"), except the one whose extension is already
+    ``keep`` ("a.png" → "a"). Anything still equal after that gets a short hash of its id (``ids``,
+    e.g. full paths; default: the name).
+    """
+    plain = [n.rsplit(".", 1)[0] if "." in n.rsplit("/", 1)[-1] else n for n in names]
+    counts: dict[str, int] = {}
+    for stem in plain:
+        counts[stem] = counts.get(stem, 0) + 1
+    stems = [stem if counts[stem] == 1 or name.lower().endswith(keep) else name for name, stem in zip(names, plain)]
+    seen: dict[str, int] = {}
+    for stem in stems:
+        seen[stem.lower()] = seen.get(stem.lower(), 0) + 1
+    return [stem if seen[stem.lower()] == 1 else f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+            for key, stem in zip(ids or names, stems)]
 
 
 def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:

@@ -206,6 +206,10 @@ class TrainingLoop:
             tb.add_image("samples", to_unit_tensor(grid), self.counters.step)
 
     def tensorboard(self):
+        """The SummaryWriter, or None (another tracker, --log_with none, or not rank 0: accelerate then
+        hands out a blank tracker without add_image)."""
+        if "tensorboard" not in self.cfg.log_with or not self.acc.is_main_process:
+            return None
         try:
             return self.acc.get_tracker("tensorboard", unwrap=True)
         except (ValueError, AttributeError, KeyError):

@@ -52,19 +52,41 @@ def _state(weight: torch.Tensor) -> tuple:
     return weight._version, weight.data_ptr(), weight.dtype, tuple(weight.shape)
 
 
-def transformed_weight(weight: torch.Tensor) -> torch.Tensor:
-    """(36, Co, C) = G w Gᵀ for every channel pair; cached until ``weight`` changes if it is frozen.
+_SCRATCH: dict[tuple, torch.Tensor] = {}
 
-    Frozen weights (VGG in Gatys and the perceptual losses) are transformed once per run. Trained
-    weights are transformed per call: the transform costs ~0.1 % of a conv's products, while
-    caching a step's 36 generator convs held ~340 MB at 256 px (the step's peak was above the
-    original code's, whose direct conv holds no such copies).
-    """
-    if weight.requires_grad:
+
+def _scratch(numel: int, like: torch.Tensor) -> torch.Tensor:
+    """One reused buffer per size for a trained weight's transform, which lives only inside one conv's
+    forward or backward (convs run one at a time): a fresh 9 MB tensor per call costs more in page
+    faults than the transform itself (~1 ms)."""
+    key = (numel, like.dtype, like.device)
+    if key not in _SCRATCH:
+        _SCRATCH[key] = torch.empty(numel, dtype=like.dtype, device=like.device)
+    return _SCRATCH[key].view(36, numel // 36)
+
+
+# A trained weight's transform is cached (for the 2-3 passes a generator makes per step) only on small
+# maps, where the transform costs a noticeable share of the conv's products (64 tiles: ~15 %) and the
+# step's activations are small; on large maps it is transformed per call, since caching the 36
+# generator convs held ~340 MB at 256 px (above the original code's peak, whose direct conv keeps none).
+CACHE_BELOW_TILES = 128
+
+
+def caches(weight: torch.Tensor, tiles: int) -> bool:
+    """Whether ``weight``'s transform is cached at this many tiles: always for frozen weights (VGG)."""
+    return not weight.requires_grad or tiles < CACHE_BELOW_TILES
+
+
+def transformed_weight(weight: torch.Tensor, tiles: int = 0) -> torch.Tensor:
+    """(36, Co, C) = G w Gᵀ for every channel pair; cached until ``weight`` changes where ``caches`` says so."""
+    if not caches(weight, tiles):
         _, KG, _ = _transforms()
         Co, C = weight.shape[:2]
+        flat = weight.detach().permute(2, 3, 0, 1).reshape(9, Co * C)
         with torch.no_grad():
-            return torch.mm(KG, weight.detach().permute(2, 3, 0, 1).reshape(9, Co * C)).view(36, Co, C)
+            if torch.compiler.is_compiling():
+                return torch.mm(KG, flat).view(36, Co, C)
+            return torch.mm(KG, flat, out=_scratch(36 * Co * C, weight)).view(36, Co, C)
     key = id(weight)
     cached = _TRANSFORMED.get(key)
     if cached is not None and cached[0]() is weight and cached[1] == _state(weight):
@@ -141,7 +163,7 @@ class _WinogradConv(torch.autograd.Function):
         Th, Tw = (Hp - 2) // TILE, (Wp - 2) // TILE
         T = N * Th * Tw
         V = torch.mm(KB, _tiles_to_rows(x, Th, Tw)).view(36, C, T)  # Bᵀ d B
-        U = transformed_weight(weight)  # G w Gᵀ
+        U = transformed_weight(weight, T)  # G w Gᵀ
         M = torch.bmm(U, V)  # 36 products [Co, C] @ [C, tiles]: the 4x-cheaper core
         Y = torch.mm(KA, M.view(36, Co * T)).view(TILE, TILE, Co, N, Th, Tw)  # Aᵀ M A
         y = Y.permute(3, 2, 4, 0, 5, 1).reshape(N, Co, Th * TILE, Tw * TILE)
@@ -150,8 +172,8 @@ class _WinogradConv(torch.autograd.Function):
         # the weight gradient needs V, the input gradient needs U: keep only what will be used. V is
         # 36/16 the size of x, so x is kept and V recomputed in backward (one small matrix product):
         # a step holds 6 generator passes of 18 such convs, ~0.5 GB less at 256 px for ~2 % more time
-        # Likewise a trained weight's U is transformed again in backward rather than kept.
-        keep_u = ctx.needs_input_grad[0] and not weight.requires_grad
+        # Likewise an uncached U is transformed again in backward rather than kept.
+        keep_u = ctx.needs_input_grad[0] and caches(weight, T)
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, U if keep_u else None,
                               weight if ctx.needs_input_grad[0] and not keep_u else None)
         del V, M, Y, U
@@ -163,10 +185,10 @@ class _WinogradConv(torch.autograd.Function):
     def backward(ctx, grad_y):
         KB, KG, KA = _transforms()
         x, U, weight = ctx.saved_tensors
-        if U is None and weight is not None:
-            U = transformed_weight(weight)
         N, C, Hp, Wp, Co, Th, Tw = ctx.dims
         T = N * Th * Tw
+        if U is None and weight is not None:
+            U = transformed_weight(weight, T)
         g = grad_y.reshape(N, Co, Th, TILE, Tw, TILE).permute(3, 5, 1, 0, 2, 4).reshape(TILE * TILE, Co * T)
         grad_M = torch.mm(KA.t(), g).view(36, Co, T)
         grad_weight = grad_input = grad_bias = None

@@ -42,7 +42,6 @@ def run(cfg: DownloadConfig) -> int:
         return 0
     dest = Path(cfg.dest)
     target = dest / cfg.name
-    url = cfg.url or download.dataset_url(cfg.name)
     zip_path = dest / f"{cfg.name}.zip"
     if cfg.from_path:
         src = Path(cfg.from_path).expanduser()
@@ -50,12 +49,17 @@ def run(cfg: DownloadConfig) -> int:
             raise BrushworkError(f"--from {src}: no such file or folder")
         if src.is_dir():
             if src.resolve() != target.resolve():
+                if target.exists() and not download.owned(target):
+                    raise BrushworkError(f"{target} exists and was not made by data_prep/download.py; move it away "
+                                         "or choose another --dest")
                 shutil.copytree(src, target, dirs_exist_ok=True)
             download.record_source(target, cfg.name, f"file://{src.resolve()}", None)
             print(f"{cfg.name}: copied {src} to {target}")
             return 0
         zip_path, url = src, f"file://{src.resolve()}"
-    elif not zip_path.exists():
+    else:
+        url = cfg.url or download.dataset_url(cfg.name)  # with --from any name will do
+    if not cfg.from_path and not zip_path.exists():
         progress, report = byte_progress(cfg.name)
         with progress:
             download.fetch(url, zip_path, report, retries=cfg.retries)

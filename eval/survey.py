@@ -28,11 +28,13 @@ from brushwork.schemas.eval import SurveyBuildConfig, SurveyScoreConfig, SurveyS
 def build(cfg: SurveyBuildConfig) -> int:
     if not cfg.fakes or not cfg.reals:
         raise BrushworkError("build needs --fakes DIR (generated images) and --reals DIR (real images)")
-    key = survey.build(cfg.fakes, cfg.reals, cfg.out, cfg.n, cfg.size, cfg.quality, cfg.seed, cfg.title, cfg.zip)
-    config.write_resolved(cfg, Path(cfg.out).parent, f"{Path(cfg.out).name}_config.toml")
-    print(f"survey package: {cfg.out}/index.html ({len(key['order'])} images)"
-          + (f", {cfg.out.rstrip('/')}.zip" if cfg.zip else ""))
-    print(f"answer key (keep it, do not send it): {survey.key_path(Path(cfg.out))}")
+    # resolved first: with --out . or DIR/.. the folder's name and parent are only known that way, and the key,
+    # config and zip go beside the package, never into it
+    out = Path(cfg.out).resolve()
+    key = survey.build(cfg.fakes, cfg.reals, str(out), cfg.n, cfg.size, cfg.quality, cfg.seed, cfg.title, cfg.zip)
+    config.write_resolved(cfg, out.parent, f"{out.name}_config.toml")
+    print(f"survey package: {out}/index.html ({len(key['order'])} images)" + (f", {out}.zip" if cfg.zip else ""))
+    print(f"answer key (keep it, do not send it): {survey.key_path(out)}")
     return 0
 
 

@@ -28,6 +28,7 @@ import torch
 from brushwork import cli, pretrained
 from brushwork.apply import apply_folder
 from brushwork.errors import BrushworkError
+from brushwork.ledger import network_fingerprint
 from brushwork.schemas.eval import TranslateConfig
 from brushwork.translate import apply_batch, load_generator
 
@@ -60,7 +61,8 @@ def main(cfg: TranslateConfig) -> int:
     second = ("reconstructed", partial(apply_batch, back.to(device), device=device)) if back is not None else None
     return apply_folder(cfg, partial(apply_batch, net, device=device), used,
                         domain=cfg.domain or ("A" if cfg.direction == "AtoB" else "B"), tool="translate",
-                        title=f"{cfg.model or cfg.run} ({cfg.direction})", second=second)
+                        title=f"{cfg.model or cfg.run} ({cfg.direction})", second=second,
+                        weights=network_fingerprint(net))
 
 
 COMMAND = cli.Command(TranslateConfig, main, __doc__)

@@ -89,6 +89,7 @@ def ws(tmp_path_factory):
 
     (w / "fast").mkdir()
     torch.save(TransformerNet(4, 1).state_dict(), w / "fast" / "net.pth")
+    (w / "fast" / "old.onnx").write_bytes(b"an earlier export")
     return w
 
 
@@ -215,6 +216,23 @@ def cases(w):
         Case("gatys out inside content", ["train/gatys.py", "--content", photos, "--style", style, "--out",
                                           f"{photos}/renders"], 2, ("--out photos/renders is inside --content photos",)),
         Case("grids rows 0", ["eval/grids.py", run, "--rows", 0], 2, ("--rows must be between 1",)),
+        # paths the user owns are never deleted or overwritten
+        Case("download name ..", ["data_prep/download.py", "..", "--url", f"file://{bad}/ds.zip", "--dest", "dl1"], 2,
+             ("dataset name '..' is not a safe file name",)),
+        Case("download empty name", ["data_prep/download.py", "", "--url", f"file://{bad}/ds.zip", "--dest", "dl2"], 2,
+             ("dataset name '' is not a safe file name",)),
+        Case("download name with a path", ["data_prep/download.py", "x/../../y", "--url", f"file://{bad}/ds.zip",
+                                           "--dest", "dl3"], 2, ("is not a safe file name",)),
+        Case("download over a user folder", ["data_prep/download.py", "photos", "--from", f"{bad}/ds.zip", "--dest", "."],
+             1, ("photos exists and was not extracted by data_prep/download.py", "choose another --dest")),
+        Case("stylize onnx onto an input photo", ["eval/stylize.py", "fast/net.pth", "--input", photos, "--out", "y4",
+                                                  "--onnx", f"{photos}/p0.png"], 2, ("--onnx photos/p0.png",)),
+        Case("stylize onnx onto its weights", ["eval/stylize.py", "fast/net.pth", "--input", photos, "--out", "y5",
+                                               "--onnx", "fast/net.pth"], 2, ("--onnx fast/net.pth",)),
+        Case("stylize onnx over a file", ["eval/stylize.py", "fast/net.pth", "--input", photos, "--out", "y6",
+                                          "--onnx", "run/config.toml"], 2, ("must end in .onnx",)),
+        Case("stylize onnx exists", ["eval/stylize.py", "fast/net.pth", "--input", photos, "--out", "y7",
+                                     "--onnx", "fast/old.onnx"], 2, ("fast/old.onnx already exists", "--overwrite")),
         Case("check images none", ["data_prep/check_images.py"], 1, ("name at least one folder",)),
     ]
 

@@ -220,3 +220,16 @@ def test_rerun_with_other_settings_is_refused_and_overwrite_re_renders(tmp_path)
     assert "size = 48" in (out / "gatys_config.toml").read_text()
     proc = run_gatys(*args, "--iterations", 0)
     assert_one_error_line(proc, "--iterations must be between 1 and 1000000; got 0")
+
+
+def test_contents_that_differ_only_in_extension_render_under_distinct_names(tmp_path):
+    contents = tmp_path / "contents"
+    contents.mkdir()
+    shutil.copy(CONTENT / "tubingen.jpg", contents / "a.jpg")
+    Image.open(CONTENT / "dancing.jpg").save(contents / "a.png")
+    out = tmp_path / "out"
+    proc = run_gatys("--content", contents, "--style", STYLE / "the_scream.jpg", "--out", out, *SMALL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    done = results(out)
+    assert sorted(done) == ["a.jpg__the_scream", "a__the_scream"]  # the same rule as translate and stylize
+    assert done["a.jpg__the_scream"]["content"].endswith("a.jpg") and done["a__the_scream"]["content"].endswith("a.png")

@@ -101,6 +101,24 @@ def test_build_refuses_too_few_images_or_a_used_folder(tmp_path):
     assert_one_error_line(proc, "is not empty")
 
 
+def test_the_key_never_lands_in_the_package_or_its_zip(tmp_path):
+    fakes, reals = make_sets(tmp_path)
+    work = tmp_path / "parent" / "pkg"
+    work.mkdir(parents=True)
+    proc = run_script("eval/survey.py", "build", "--fakes", fakes, "--reals", reals, "--out", ".", "--n", 2,
+                      "--size", 32, "--zip", cwd=work)  # --out . : the folder is named only once resolved
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "parent" / "pkg_key.json").is_file() and "pkg_key.json" in proc.stdout
+    assert not list(work.rglob("*key*")) and not list(work.rglob("*_config.toml"))  # only the package inside
+    with zipfile.ZipFile(tmp_path / "parent" / "pkg.zip") as zf:
+        assert zf.namelist() and not [n for n in zf.namelist() if "key" in n or "config" in n]
+    (tmp_path / "other" / "x").mkdir(parents=True)
+    proc = run_script("eval/survey.py", "build", "--fakes", fakes, "--reals", reals, "--out", "x/..", "--n", 2,
+                      "--size", 32, cwd=tmp_path / "other")  # names other/, which holds x/: a used folder
+    assert_one_error_line(proc, "is not empty")
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["x"]
+
+
 KEY = {"survey": "s1", "order": ["aaaaaaaaaaa1", "aaaaaaaaaaa2", "aaaaaaaaaaa3", "aaaaaaaaaaa4"],
        "images": {"aaaaaaaaaaa1": {"truth": "fake"}, "aaaaaaaaaaa2": {"truth": "real"},
                   "aaaaaaaaaaa3": {"truth": "fake"}, "aaaaaaaaaaa4": {"truth": "real"}}}

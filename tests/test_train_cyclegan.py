@@ -126,6 +126,29 @@ def test_sigterm_saves_a_checkpoint_and_exits_zero(tmp_path, shards):
     assert info["step"] == state["meta"]["step"]
 
 
+def test_sigterm_to_the_process_group_with_loader_workers_still_checkpoints(tmp_path, shards):
+    """What timeout, kill -- -PGID and SLURM do: the signal reaches the DataLoader workers as well."""
+    run = tmp_path / "run"
+    cmd = train_command(run, shards, "--max_steps", 100000, "--checkpoint_every", 100000, "--num_workers", 2,
+                        "--log_with", "none")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, **TRAIN_ENV}, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((run / "samples").glob("*.png")):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped by signal" in out and "Traceback" not in err
+    step = ckpt(run)["meta"]["step"]
+    assert step >= 4 and not (run / "tb").exists()  # --log_with none: samples as files, no tracker
+    resumed = run_train(run, shards, "--max_steps", step + 2, "--num_workers", 2, "--log_with", "none",
+                        "--resume", "auto")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"step {step} -> {step + 2}" in resumed.stdout and ckpt(run)["meta"]["step"] == step + 2
+
+
 def test_resume_on_another_world_size_keeps_the_lr_schedule(tmp_path, shards):
     run = tmp_path / "run"
     flags = ["--epochs", 1, "--epochs_decay", 3, "--num_workers", 1, "--checkpoint_every", 100]

@@ -122,3 +122,54 @@ def test_weights_are_named_and_the_newest_checkpoint_is_used(tmp_path):
     page = (tmp_path / "page" / "index.html").read_text()
     assert page.count("<tr>") == 1 + 4 and "<th>reconstructed</th>" in page and "index_inputs/" in page
     assert len(list((tmp_path / "page" / "reconstructed").glob("*.png"))) == 4
+
+
+def test_inputs_that_differ_only_in_extension_keep_distinct_outputs(tmp_path, generator_file):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("a.jpg", "a.png", "b.jpg"):
+        Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(folder / name)
+    out = tmp_path / "out"
+    proc = run_script("eval/translate.py", generator_file, "--input", folder, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 image(s) into" in proc.stdout
+    # the documented rule: a.png keeps a.png, a.jpg becomes a.jpg.png; names that do not collide are as before
+    assert sorted(p.name for p in out.glob("*.png")) == ["a.jpg.png", "a.png", "b.png"]
+    from brushwork.data import image_source
+
+    assert {it.name: it.path.rsplit("/", 1)[-1] for it in image_source(str(folder))} == {
+        "a.jpg.png": "a.jpg", "a.png": "a.png", "b.png": "b.jpg"}
+
+
+def test_a_rerun_with_other_settings_weights_or_inputs_is_refused_and_overwrite_re_renders(tmp_path, generator_file,
+                                                                                           inputs):
+    from conftest import assert_one_error_line
+
+    out = tmp_path / "out"
+    args = [generator_file, "--input", inputs, "--out", out]
+    assert run_script("eval/translate.py", *args).returncode == 0
+    before = {p: p.read_bytes() for p in out.rglob("*.png")}
+    proc = run_script("eval/translate.py", *args)  # the same again: nothing to do
+    assert proc.returncode == 0 and "4 already there" in proc.stdout
+    proc = run_script("eval/translate.py", *args, "--load_size", 64)
+    assert_one_error_line(proc, "holds 4 output(s) this run would not write as they are", "load_size None -> 64",
+                          "--overwrite")
+    torch.manual_seed(1)
+    other = tmp_path / "other.pth"
+    torch.save(init_weights(ResnetGenerator(ngf=8, n_blocks=2)).state_dict(), other)
+    proc = run_script("eval/translate.py", other, "--input", inputs, "--out", out)
+    assert_one_error_line(proc, "holds 4 output(s)", "weights '")
+    os.utime(inputs / "b.png", (1, 1))  # an input replaced since (its mtime moved)
+    proc = run_script("eval/translate.py", *args)
+    assert_one_error_line(proc, "holds 1 output(s)", "b.png: its input changed since")
+    assert {p: p.read_bytes() for p in out.rglob("*.png")} == before  # nothing touched by the refusals
+    proc = run_script("eval/translate.py", *args, "--overwrite")
+    assert proc.returncode == 0 and "4 image(s) into" in proc.stdout
+    # a file the tool did not write is the user's: refused, not skipped as done and not replaced
+    user = tmp_path / "user_out"
+    user.mkdir()
+    (user / "a.png").write_bytes(b"the user's own file")
+    proc = run_script("eval/translate.py", generator_file, "--input", inputs, "--out", user)
+    assert_one_error_line(proc, "a.png: not written by translate")
+    assert (user / "a.png").read_bytes() == b"the user's own file"

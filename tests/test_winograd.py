@@ -78,16 +78,19 @@ def test_a_block_conv_costs_a_quarter_of_the_direct_flops(side, bound):
 def test_trained_weights_are_not_cached_and_their_transforms_are_not_kept_for_backward():
     from brushwork import winograd
 
-    x = torch.randn(1, 256, 34, 34, requires_grad=True)
+    x = torch.randn(1, 256, 66, 66, requires_grad=True)  # 256 tiles: a 256-px step's ResNet blocks
     trained = torch.randn(256, 256, 3, 3, requires_grad=True)
     winograd._TRANSFORMED.clear()
     y = conv3x3(x, trained)
     assert not winograd._TRANSFORMED  # a training step holds no transformed copies of its weights
     saved = [t for t in y.grad_fn.saved_tensors if t is not None]
-    assert [tuple(t.shape) for t in saved] == [(1, 256, 34, 34), (256, 256, 3, 3)]  # x and w, neither V nor U
+    assert [tuple(t.shape) for t in saved] == [(1, 256, 66, 66), (256, 256, 3, 3)]  # x and w, neither V nor U
     frozen = torch.randn(256, 256, 3, 3)
     conv3x3(x, frozen)
     assert len(winograd._TRANSFORMED) == 1  # frozen weights (VGG) are transformed once
+    small = torch.randn(1, 256, 34, 34, requires_grad=True)  # 64 tiles: the transform is worth keeping
+    conv3x3(small, trained)
+    assert len(winograd._TRANSFORMED) == 2
 
 
 def test_convs_it_does_not_cover_run_as_themselves():

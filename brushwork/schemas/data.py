@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Config, setting
-from ..errors import ConfigError
+from ..errors import BrushworkError, ConfigError
+from ..fileio import safe_name
 
 DEFAULT_MAX_PIXELS = 80_000_000  # ~9000 x 9000: past this, decoding alone takes GBs of memory
 
@@ -43,6 +44,12 @@ class DownloadConfig(Config):
     keep_zip: bool = setting(True, "keep the zip after extracting it")
     model: str = setting("", "fetch released weights by name instead of a dataset (style_monet, vgg19, ...: the "
                              "same as python -m brushwork.pretrained NAME)")
+
+    def check(self) -> None:
+        try:  # the name becomes DEST/NAME and DEST/NAME.zip: it must stay a plain name inside --dest
+            safe_name(self.name, "dataset name")
+        except BrushworkError as e:
+            raise ConfigError(str(e)) from None
 
 
 @dataclass(frozen=True)

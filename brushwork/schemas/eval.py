@@ -6,11 +6,14 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import Config, refuse_output_inside, setting
+from ..config import Config, refuse_output_file, refuse_output_inside, setting
 from ..errors import ConfigError
 from .data import DEFAULT_MAX_PIXELS
 
 TestScale = Literal["none", "resize", "scale_width", "scale_shorter_side", "scale_longer_side"]
+
+
+RENDER = "render"  # fields that shape an output's pixels: recorded per output, compared on a rerun
 
 
 @dataclass(frozen=True)
@@ -24,10 +27,11 @@ class ApplyConfig(Config):
     preprocess: TestScale | None = setting(
         None, "test-time scale before the network: none (full resolution), resize (load_size x load_size, as "
               "the original test.py), scale_width, scale_shorter_side, scale_longer_side (aspect kept); default: "
-              "none, or scale_width when --load_size is given")
-    load_size: int | None = setting(None, "the size --preprocess scales to", min=8, max=65536)
-    overwrite: bool = setting(False, "replace outputs that already exist (default: skip them, so a rerun "
-                                     "finishes the rest)")
+              "none, or scale_width when --load_size is given", role=RENDER)
+    load_size: int | None = setting(None, "the size --preprocess scales to", min=8, max=65536, role=RENDER)
+    overwrite: bool = setting(False, "re-render outputs made with other settings, weights or inputs, or not by "
+                                     "this tool (default: such a rerun is refused; finished outputs of the same "
+                                     "settings are skipped, so a rerun finishes the rest)")
     results_html: bool = setting(False, "also write OUT/index.html: one row per image, input | output, like the "
                                         "original test.py page")
     device: str = setting("", "cpu, cuda or cuda:N (default: the process's accelerator device)")
@@ -60,7 +64,7 @@ class TranslateConfig(ApplyConfig):
                              "with python -m brushwork.pretrained)")
     step: int | None = setting(None, "with a run dir: use the checkpoint of this step (default: the newest)", min=0)
     direction: Literal["AtoB", "BtoA"] = setting("AtoB", "AtoB uses G_A (painting -> photo in monet2photo), BtoA "
-                                                         "uses G_B (photo -> painting)")
+                                                         "uses G_B (photo -> painting)", role=RENDER)
     domain: Literal["A", "B"] | None = setting(None, "with a shard root as --input: which domain (default: the "
                                                      "direction's source)")
     reconstruct: bool = setting(False, "also translate back (needs a run dir or a models.pt): adds the "
@@ -80,9 +84,9 @@ class StylizeConfig(ApplyConfig):
     run: str = setting("", "a fast-style run dir (its newest checkpoint, or --step N) or an exported .pth",
                        positional=True)
     step: int | None = setting(None, "with a run dir: use the checkpoint of this step (default: the newest)", min=0)
-    style_index: int = setting(0, "which style of a multi-style network", min=0)
+    style_index: int = setting(0, "which style of a multi-style network", min=0, role=RENDER)
     style_mix: tuple[float, ...] = setting((), "blend the styles of a multi-style network with these weights, "
-                                               "e.g. 0.3,0.7 (instead of --style_index)", min=0)
+                                               "e.g. 0.3,0.7 (instead of --style_index)", min=0, role=RENDER)
     onnx: str = setting("", "also export the network with this style to this ONNX file (input [0, 1], dynamic "
                             "batch/height/width, sides multiples of 4) and check it against torch with onnxruntime")
     domain: Literal["A", "B"] = setting("B", "with a shard root as --input: which domain")
@@ -99,6 +103,7 @@ class StylizeConfig(ApplyConfig):
         super().check_inputs()
         if not self.run:
             raise ConfigError("give RUN: a fast-style run dir or an exported .pth file")
+        refuse_output_file("--onnx", self.onnx, {"RUN": self.run, "--input": self.input}, self.overwrite, ".onnx")
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def build(fakes: str, reals: str, out: str, n: int = 10, size: int = 256, qualit
           title: str = "Real or generated?", make_zip: bool = False) -> dict:
     """Write the package folder (and zip) and its key; returns the key."""
     rng = random.Random(seed)
-    out_dir = Path(out)
+    out_dir = Path(out).resolve()  # "." or "x/.." name no folder: the key must land beside it, not inside
     if out_dir.exists() and any(out_dir.iterdir()):
         raise BrushworkError(f"{out_dir} is not empty; choose a new --out (a survey must not be rebuilt in place)")
     chosen = [(p, "fake") for p in pick(find_images(fakes), n, rng, f"--fakes {fakes}")] + \
