@@ -10,7 +10,8 @@ A pairs file is input from someone else: a pair's ``name`` becomes a file name o
 ``fileio.safe_name``, so an unsafe one fails that pair alone and nothing is written outside
 ``--out``. Each render's JSON records the settings that shaped it (``RENDER_KEYS``); a rerun
 renders only pairs without a result, and refuses (unless ``--overwrite``) when a finished pair was
-made with other settings, so the folder never holds images its config does not describe.
+made with other settings or from other input files (their paths, sizes and mtimes are recorded
+too), so the folder never holds images its config does not describe.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def pairs_to_render(out: str | Path, pairs: list[Pair], overwrite: bool) -> list
     changed = changed_settings(out, pairs)
     if changed and not overwrite:
         pair, diff = changed[0]
-        raise BrushworkError(f"{out} holds {len(changed)} render(s) made with other settings (e.g. {pair.name}: "
+        raise BrushworkError(f"{out} holds {len(changed)} render(s) made with other settings or inputs (e.g. {pair.name}: "
                              f"{diff}); --overwrite re-renders them, or choose another --out")
     redo = {p.name for p, _ in changed}
     return [p for p in pairs if p.name in redo or not is_done(out, p)]
@@ -218,14 +219,41 @@ class DoneCounter:
             return 0
 
 
+def input_record(pair: Pair) -> list[list[str]]:
+    """[real path, size:mtime] of the content and each style: what says an input is another or changed."""
+    record = []
+    for path in (pair.content, *pair.styles):
+        try:
+            st = os.stat(path)
+            record.append([os.path.realpath(path), f"{st.st_size}:{st.st_mtime_ns}"])
+        except OSError:
+            record.append([os.path.realpath(path), "unreadable"])
+    return record
+
+
+def recorded_inputs(out: str | Path, pair: Pair) -> list | None:
+    try:
+        value = json.loads(output_paths(out, pair)[1].read_text()).get("inputs")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, list) else None
+
+
 def changed_settings(out: str | Path, pairs: list[Pair]) -> list[tuple[Pair, str]]:
-    """Finished pairs whose recorded settings differ from this run's, with the first difference."""
+    """Finished pairs whose recorded settings or inputs differ from this run's, with the first difference."""
     changed = []
     for pair in pairs:
         old, new = recorded_params(out, pair), render_params(pair.cfg)
         if old is None:
             continue
         diffs = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v]
+        then, now = recorded_inputs(out, pair), input_record(pair)
+        if then is not None:  # renders of an earlier version recorded no inputs: trusted as they are
+            for was, (path, stamp) in zip(then + [[None, None]] * len(now), now):
+                if not isinstance(was, list) or was[0] != path:
+                    diffs.append(f"input {was[0] if isinstance(was, list) else None} -> {path}")
+                elif was[1] != stamp:
+                    diffs.append(f"input {path} changed since")
         if diffs:
             changed.append((pair, diffs[0]))
     return changed
@@ -495,7 +523,7 @@ def write_result(out: str | Path, pair: Pair, result: dict, seconds: float, batc
     png, meta = output_paths(out, pair)
     save_image(from_unit_tensor(result["image"]), png)
     record = {"content": pair.content, "styles": list(pair.styles), "name": pair.name,
-              "params": render_params(pair.cfg), "size_hw": result["size"],
+              "params": render_params(pair.cfg), "inputs": input_record(pair), "size_hw": result["size"],
               "losses": result["losses"], "final": result["parts"], "evaluations": result["evaluations"],
               "seconds": round(seconds, 4), "batch_size": batch_size, "device": device, "rank": rank,
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}

@@ -28,6 +28,7 @@ from typing import Protocol
 import torch
 
 from . import checkpoint, cli, schedule
+from .errors import BrushworkError
 from .grids import labelled_grid
 from .images import to_unit_tensor
 from .progress import Progress
@@ -73,6 +74,19 @@ class Counters:
         self.data_seed, self.data_batches = int(state["data_seed"]), int(state["data_batches"])
 
 
+def same_files(old, new) -> bool:
+    """Equal values, or local paths (or lists of them) that name the same files however they are spelled."""
+    if old == new:
+        return True
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return all(same_files(a, b) for a, b in zip(old, new))
+    import os
+
+    if isinstance(old, str) and isinstance(new, str) and old and new and "://" not in old + new:
+        return os.path.exists(old) and os.path.exists(new) and os.path.realpath(old) == os.path.realpath(new)
+    return False
+
+
 class TrainingLoop:
     """One run of a trainer: ``resume()``, then ``run(loader_factory)``; see the module docstring."""
 
@@ -87,12 +101,23 @@ class TrainingLoop:
 
     # -- state -----------------------------------------------------------------------------------
 
+    def data_fingerprint(self) -> str:
+        """The shards' fingerprint (from their manifest): what the data is, wherever it lies."""
+        if not hasattr(self, "_data_fingerprint"):
+            from .shards import read_manifest
+
+            try:
+                self._data_fingerprint = str(read_manifest(self.cfg.data).get("fingerprint", ""))
+            except BrushworkError:
+                self._data_fingerprint = ""
+        return self._data_fingerprint
+
     def state_dict(self) -> dict:
         """The checkpoint: the trainer's parts plus meta (counters, world, architecture, config)."""
         state = self.trainer.state_dict()
         meta = {**self.counters.state_dict(), "world": self.world, "batch_size": self.cfg.batch_size,
                 "epoch": schedule.epoch_of(self.counters.images_seen, self.epoch_images), "arch": self.trainer.arch,
-                "config": self.config_dict}
+                "config": self.config_dict, "data_fingerprint": self.data_fingerprint()}
         return {"meta": meta, **state}
 
     def load_state_dict(self, state: dict) -> None:
@@ -107,15 +132,52 @@ class TrainingLoop:
             return None
         state = checkpoint.load(path, self.rank)
         checkpoint.check_compatible(state["meta"], self.trainer.arch, path)
+        allowed = self.check_changes(state["meta"], path)
         self.load_state_dict(state)
         meta = state["meta"]
-        if meta.get("world") != self.world or meta.get("batch_size") != self.cfg.batch_size:
-            # the stream is laid out per rank: with another world size it restarts, freshly shuffled
-            self.note(f"resuming with {self.world} process(es) x batch {self.cfg.batch_size} (checkpoint: "
-                      f"{meta.get('world')} x {meta.get('batch_size')}): the data order restarts; the LR schedule "
-                      "continues")
+        workers = lambda config: max(1, int((config or {}).get("num_workers", 0) or 0))
+        layout_changed = (meta.get("world") != self.world or meta.get("batch_size") != self.cfg.batch_size
+                          or workers(meta.get("config")) != workers(self.config_dict))
+        if layout_changed:
+            # the stream is laid out per rank and worker: with another layout it restarts, freshly shuffled
+            self.note(f"resuming with {self.world} process(es) x batch {self.cfg.batch_size} x "
+                      f"{workers(self.config_dict)} loader worker(s) (checkpoint: {meta.get('world')} x "
+                      f"{meta.get('batch_size')} x {workers(meta.get('config'))}): the data order restarts; the LR "
+                      "schedule continues")
+        elif allowed:
+            self.note(f"resuming with {', '.join(allowed)} changed (--allow_change): the data order restarts at "
+                      f"step {self.counters.step}; the LR schedule continues")
+        if layout_changed or allowed:
             self.counters.data_seed, self.counters.data_batches = self.cfg.seed + 1 + self.counters.step, 0
         return path
+
+    def check_changes(self, meta: dict, path: Path) -> list[str]:
+        """Compare this run's settings with those the checkpoint recorded: free ones pass with a line each,
+        the rest are refused unless ``--allow_change`` names them. Returns the allowed changes.
+
+        The same files under another spelling are no change: local paths compare resolved, and ``data``
+        compares by the shards' fingerprint (moved or copied shards are the same data).
+        """
+        import json
+
+        from .schemas.train import RESUME_MAY_CHANGE
+
+        recorded = meta.get("config")
+        if not isinstance(recorded, dict):
+            return []
+        now = json.loads(json.dumps(self.config_dict, default=str))  # as meta.json holds it: lists, not tuples
+        same_data = meta.get("data_fingerprint") and meta.get("data_fingerprint") == self.data_fingerprint()
+        changes = {k: (recorded[k], v) for k, v in now.items()
+                   if k in recorded and not (k == "data" and same_data) and not same_files(recorded[k], v)}
+        for key in sorted(k for k in changes if k in RESUME_MAY_CHANGE and k not in ("resume", "allow_change")):
+            self.note(f"resume: {key} {changes[key][0]!r} -> {changes[key][1]!r}")
+        shaping = sorted(k for k in changes if k not in RESUME_MAY_CHANGE)
+        refused = [k for k in shaping if k not in self.cfg.allow_change]
+        if refused:
+            listed = "; ".join(f"{k} {changes[k][0]!r} -> {changes[k][1]!r}" for k in refused)
+            raise BrushworkError(f"{path} was trained with other settings ({listed}); resume with the same ones, "
+                                 f"start a new --run_dir, or resume anyway with --allow_change {','.join(refused)}")
+        return shaping
 
     # -- the loop --------------------------------------------------------------------------------
 

@@ -208,7 +208,8 @@ def test_rerun_with_other_settings_is_refused_and_overwrite_re_renders(tmp_path)
     assert run_gatys(*args, "--size", 32).returncode == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = run_gatys(*args, "--size", 48)
-    assert_one_error_line(proc, "holds 1 render(s) made with other settings (e.g. tubingen__the_scream: size 32 -> 48)",
+    assert_one_error_line(proc, "holds 1 render(s) made with other settings or inputs (e.g. tubingen__the_scream: size "
+                                "32 -> 48)",
                           "--overwrite")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # images and config untouched
     proc = run_gatys(*args, "--size", 32)  # the same settings again: nothing to do
@@ -233,3 +234,23 @@ def test_contents_that_differ_only_in_extension_render_under_distinct_names(tmp_
     done = results(out)
     assert sorted(done) == ["a.jpg__the_scream", "a__the_scream"]  # the same rule as translate and stylize
     assert done["a.jpg__the_scream"]["content"].endswith("a.jpg") and done["a__the_scream"]["content"].endswith("a.png")
+
+
+def test_a_rerun_with_other_input_files_of_the_same_names_is_refused(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, source in ((first, "tubingen.jpg"), (second, "dancing.jpg")):
+        folder.mkdir()
+        shutil.copy(CONTENT / source, folder / "photo.jpg")
+    out = tmp_path / "out"
+    args = ["--style", STYLE / "the_scream.jpg", "--out", out, *SMALL]
+    assert run_gatys("--content", first, *args).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = run_gatys("--content", second, *args)  # same names, other files: not "already done"
+    assert_one_error_line(proc, "made with other settings or inputs", f"input {first / 'photo.jpg'} -> "
+                                                                       f"{second / 'photo.jpg'}", "--overwrite")
+    os.utime(first / "photo.jpg", (1, 1))  # the same path, its content replaced since
+    proc = run_gatys("--content", first, *args)
+    assert_one_error_line(proc, f"input {first / 'photo.jpg'} changed since")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    proc = run_gatys("--content", second, *args, "--overwrite")
+    assert proc.returncode == 0 and "rendered 1" in proc.stdout

@@ -149,6 +149,38 @@ def test_sigterm_to_the_process_group_with_loader_workers_still_checkpoints(tmp_
     assert f"step {step} -> {step + 2}" in resumed.stdout and ckpt(run)["meta"]["step"] == step + 2
 
 
+def test_resume_with_changed_settings_is_refused_unless_allowed(tmp_path, shards):
+    run = tmp_path / "run"
+    assert run_train(run, shards, "--max_steps", 2, "--num_workers", 0).returncode == 0
+    other = synth_shards(tmp_path / "other", n_train=6, per_shard=3)
+    for flags, listed in ((["--lambda_a", 5], "lambda_a 10.0 -> 5.0"), (["--seed", 3], "seed 0 -> 3"),
+                          (["--data", other], f"data {str(shards)!r} -> {str(other)!r}"),
+                          (["--lr", 1e-3, "--crop_size", 24], "crop_size 32 -> 24; lr 0.0002 -> 0.001")):
+        proc = run_train(run, shards, "--max_steps", 4, "--num_workers", 0, "--resume", "auto", *flags)
+        allow = ",".join(sorted(f.lstrip("-") for f in flags[::2]))
+        assert_one_error_line(proc, "was trained with other settings", listed, f"--allow_change {allow}")
+    assert ckpt(run)["meta"]["step"] == 2  # nothing written by the refusals
+    proc = run_train(run, shards, "--max_steps", 4, "--num_workers", 0, "--resume", "auto", "--log_every", 1)
+    assert proc.returncode == 0 and "resume: log_every 2 -> 1" in proc.stdout  # a free change: one line
+    proc = run_train(run, shards, "--max_steps", 6, "--num_workers", 0, "--resume", "auto", "--lambda_a", 5,
+                     "--allow_change", "lambda_a")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "resuming with lambda_a changed (--allow_change): the data order restarts at step 4" in proc.stdout
+    assert ckpt(run)["meta"]["config"]["lambda_a"] == 5.0 and ckpt(run)["meta"]["data_batches"] == 2
+    proc = run_train(run, shards, "--max_steps", 7, "--num_workers", 0, "--resume", "auto", "--allow_change", "lamda_a")
+    assert_one_error_line(proc, "--allow_change lamda_a: not a setting of this command")
+
+
+def test_resume_with_another_worker_count_restarts_the_data_order(tmp_path, shards):
+    run = tmp_path / "run"
+    assert run_train(run, shards, "--max_steps", 2, "--num_workers", 0).returncode == 0
+    proc = run_train(run, shards, "--max_steps", 4, "--num_workers", 2, "--resume", "auto")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "resume: num_workers 0 -> 2" in proc.stdout
+    assert "x 2 loader worker(s) (checkpoint: 1 x 1 x 1): the data order restarts" in proc.stdout
+    assert ckpt(run)["meta"]["data_batches"] == 2  # the new layout's own position
+
+
 def test_resume_on_another_world_size_keeps_the_lr_schedule(tmp_path, shards):
     run = tmp_path / "run"
     flags = ["--epochs", 1, "--epochs_decay", 3, "--num_workers", 1, "--checkpoint_every", 100]

@@ -43,10 +43,25 @@ class TrainConfig(Config):
     deterministic: bool = setting(False, "deterministic kernels (exact resume on GPUs too; slower)")
     vgg_weights: str = setting("", "VGG weights file for the perceptual losses (default: the torch hub cache)")
     random_vgg: bool = setting(False, "random VGG weights for the perceptual losses (tests and demos only)")
+    allow_change: tuple[str, ...] = setting((), "with --resume: settings that may differ from the run's recorded "
+                                                "config, e.g. lr,data (the data order then restarts); without it "
+                                                "such a resume is refused with the list of changes")
 
     def check(self) -> None:
         if "none" in self.log_with and len(self.log_with) > 1:
             raise ConfigError("--log_with none cannot be combined with a tracker; give one or the other")
+        unknown = [k for k in self.allow_change if k not in self.as_dict()]
+        if unknown:
+            raise ConfigError(f"--allow_change {unknown[0]}: not a setting of this command; give flag names "
+                              "without dashes, e.g. --allow_change lr,data")
+
+
+# Settings a resume may change freely (each change is one line): where and how often the run reports and
+# saves, how long it trains, and how it is computed. Everything else shapes the run (data, seed, networks,
+# losses, learning rate, augmentation) and needs --allow_change.
+RESUME_MAY_CHANGE = ("run_dir", "resume", "allow_change", "max_steps", "epochs", "epochs_decay", "batch_size",
+                     "num_workers", "checkpoint_every", "keep_last", "sample_every", "log_every", "log_with",
+                     "mixed_precision", "compile", "deterministic")
 
 
 @dataclass(frozen=True)
