@@ -149,6 +149,30 @@ def test_sigterm_to_the_process_group_with_loader_workers_still_checkpoints(tmp_
     assert f"step {step} -> {step + 2}" in resumed.stdout and ckpt(run)["meta"]["step"] == step + 2
 
 
+def test_sigterm_to_a_two_rank_job_group_checkpoints_exits_zero_and_resumes_exactly(tmp_path, shards):
+    """accelerate launch through launch/local/run_ranks.sh, 2 loader workers per rank, in its own process
+    group, and the whole group signalled, as SLURM preemption does."""
+    run, whole = tmp_path / "run", tmp_path / "whole"
+    flags = ["--checkpoint_every", 100000, "--num_workers", 2, "--log_with", "none"]
+    cmd = ["bash", str(REPO / "launch/local/run_ranks.sh"),
+           *train_command(run, shards, "--max_steps", 100000, *flags, procs=2)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, **TRAIN_ENV}, start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not list((run / "samples").glob("*.png")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-3000:]
+    assert "stopped by signal" in out and "Traceback" not in err and "run_ranks: stopped after checkpointing" in err
+    step = ckpt(run)["meta"]["step"]
+    assert step >= 4
+    resumed = run_train(run, shards, "--max_steps", step + 4, *flags, "--resume", "auto", procs=2)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert run_train(whole, shards, "--max_steps", step + 4, *flags, procs=2).returncode == 0
+    assert_same_state(ckpt(whole, step + 4), ckpt(run, step + 4))
+
+
 def test_resume_with_changed_settings_is_refused_unless_allowed(tmp_path, shards):
     run = tmp_path / "run"
     assert run_train(run, shards, "--max_steps", 2, "--num_workers", 0).returncode == 0

@@ -9,7 +9,10 @@
 set -uo pipefail
 
 echo "run_ranks: $*" >&2   # the exact command, in every job log
-"$@" &
+# The command runs in a session of its own: a signal sent to this script's whole process group
+# (timeout, kill -- -PGID, SLURM) reaches only this script, which forwards one SIGTERM to the ranks;
+# the launcher, which would die of it and exit 143, never sees it, and exits 0 with its ranks.
+setsid "$@" &
 launcher=$!
 stopping=0
 
@@ -17,7 +20,7 @@ stopping=0
 forward() {
   stopping=1
   local ranks
-  ranks=$(pgrep -P "$launcher" || true)
+  ranks=$(pgrep -P "$launcher" | tr "\n" " " || true)
   echo "run_ranks: signal received, asking ${ranks:-$launcher} to checkpoint and stop" >&2
   if [ -n "$ranks" ]; then
     # shellcheck disable=SC2086  # one pid per word
