@@ -207,6 +207,10 @@ def load_state_dict_strict(net: torch.nn.Module, state: Any, what: str) -> None:
     """``load_state_dict(strict=True)`` whose failure is one line naming ``what`` and the first difference."""
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BrushworkError(f"{what}: holds a {type(state).__name__}, not a network state dict")
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:  # a run that diverged: its outputs would be black or noise
+        raise BrushworkError(f"{what}: {bad} holds NaN or infinite values (the run diverged); use an earlier "
+                             "checkpoint (--step N) or retrain with a lower --lr")
     try:
         net.load_state_dict(strip_wrappers(state), strict=True)
     except RuntimeError as e:

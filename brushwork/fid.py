@@ -84,7 +84,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     root1 = sqrtm_psd(sigma1.double())
     inner = root1 @ sigma2.double() @ root1
     eig = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp_min(0)
-    return float((mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * eig.sqrt().sum())
+    value = float((mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * eig.sqrt().sum())
+    return max(value, 0.0)  # a distance: rounding of equal sets gives -1e-12, never shown as -0.000
 
 
 def fid(f1: torch.Tensor, f2: torch.Tensor) -> float:

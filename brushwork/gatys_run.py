@@ -100,7 +100,7 @@ def _rows(path: Path):
             yield line
 
     try:
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: Excel's "CSV UTF-8" starts with a BOM
             if path.suffix.lower() == ".csv":
                 try:
                     for i, row in enumerate(csv.DictReader(lines(f))):

@@ -49,7 +49,9 @@ class ImageInfo:
 
 
 def is_image_name(name: str | os.PathLike) -> bool:
-    return str(name).lower().endswith(IMAGE_EXTENSIONS)
+    """An image file name; macOS's AppleDouble companions (``._a.jpg``: metadata, not pixels) are not."""
+    base = os.path.basename(str(name))
+    return base.lower().endswith(IMAGE_EXTENSIONS) and not base.startswith("._")
 
 
 def decode_image(data: bytes, name: str = "<bytes>",

@@ -234,6 +234,7 @@ class TrainingLoop:
                 stopped = self.should_stop()
                 epoch_end = schedule.epoch_of(c.images_seen, self.epoch_images) > epoch_before
                 if stopped or epoch_end or c.step % cfg.checkpoint_every == 0 or c.step == end_step:
+                    self.refuse_non_finite(losses)  # never a checkpoint or an export of diverged weights
                     self.save()
                 if stopped:
                     self.note(f"stopped by signal at step {c.step}; resume with --resume auto")
@@ -242,9 +243,26 @@ class TrainingLoop:
             self.progress.close()
         return stopped
 
+    def refuse_non_finite(self, losses: dict[str, torch.Tensor], values: list[float] | None = None) -> None:
+        """Stop with one line when a loss is NaN or infinite on any rank (every rank agrees: one all-reduce;
+        ``values``: the losses already averaged over the ranks)."""
+        if values is None:
+            flag = torch.stack([v.detach().float() for v in losses.values()]).isfinite().all().logical_not()
+            if self.acc.reduce(flag.float().reshape(1), "max").item() == 0:
+                return
+            values = [float("nan")] * len(losses)
+        bad = ", ".join(f"{k} = {v}" for k, v in zip(losses, values) if not math.isfinite(v))
+        latest = checkpoint.latest(self.run_dir)
+        fix = (f"the last good checkpoint is {latest}: resume from it with a lower --lr (now {self.cfg.lr:g}) and "
+               "--allow_change lr" if latest else f"no checkpoint was written: rerun with a lower --lr (now "
+               f"{self.cfg.lr:g}) in a new --run_dir")
+        raise BrushworkError(f"step {self.counters.step}: the loss is not finite ({bad}); stopped without saving; {fix}")
+
     def log(self, losses: dict[str, torch.Tensor], lr: float, rate: float, end_step: int, epochs: int) -> None:
         names = list(losses)
         values = self.acc.reduce(torch.stack([losses[k].float() for k in names]), "mean").tolist()
+        if not all(math.isfinite(v) for v in values):
+            self.refuse_non_finite(losses, values)
         mean = dict(zip(names, values))
         c = self.counters
         scalars = {f"loss/{k}": v for k, v in mean.items()}

@@ -54,7 +54,11 @@ def ws(tmp_path_factory):
     photos.mkdir()
     for i in range(3):
         Image.fromarray(np.full((40, 40, 3), 50 * i, np.uint8)).save(photos / f"p{i}.png")
-    assert run_script("eval/survey.py", "build", "--fakes", photos, "--reals", photos, "--out", w / "survey", "--n", 2,
+    import shutil
+
+    shutil.copytree(photos, w / "real_photos")
+    assert run_script("eval/survey.py", "build", "--fakes", photos, "--reals", w / "real_photos", "--out", w / "survey",
+                      "--n", 2,
                       "--size", 32).returncode == 0
     (w / "bad").mkdir()
     bad = w / "bad"
@@ -90,6 +94,11 @@ def ws(tmp_path_factory):
     (w / "fast").mkdir()
     torch.save(TransformerNet(4, 1).state_dict(), w / "fast" / "net.pth")
     (w / "fast" / "old.onnx").write_bytes(b"an earlier export")
+    from brushwork.networks import ResnetGenerator
+
+    nan_state = ResnetGenerator(ngf=8, n_blocks=2).state_dict()
+    nan_state["model.1.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(nan_state, bad / "nan_G.pth")
     return w
 
 
@@ -119,6 +128,8 @@ def cases(w):
              ("--log_with wandb: the wandb package is not installed",)),
         Case("train wrong checkpoint keys", [*train, "--run_dir", "run_wrong_keys", "--resume", "auto"], 1,
              ("models.pt['G_A']", "does not fit this network")),
+        Case("train diverges", [*train, "--run_dir", "t13", "--max_steps", 6, "--lr", 1e30, "--log_every", 1], 1,
+             ("the loss is not finite (G_A = nan", "stopped without saving", "a lower --lr"), out="t13"),
         Case("train typo flag", [*train, "--run_dir", "t12", "--lamda_a", 3], 2, ("unknown flag --lamda_a", "--lambda_a")),
         # translate
         Case("translate batch 0", ["eval/translate.py", run, "--input", photos, "--out", "o1", "--batch_size", 0], 2,
@@ -231,6 +242,23 @@ def cases(w):
                                                "--onnx", "fast/net.pth"], 2, ("--onnx fast/net.pth",)),
         Case("stylize onnx over a file", ["eval/stylize.py", "fast/net.pth", "--input", photos, "--out", "y6",
                                           "--onnx", "run/config.toml"], 2, ("must end in .onnx",)),
+        # files and numbers that cannot be right
+        Case("gatys empty style layers", ["train/gatys.py", "--content", content, "--style", style, "--out", "g8",
+                                          "--style_layers", ","], 2, ("--style_layers needs at least one layer name",)),
+        Case("gatys empty content layers", ["train/gatys.py", "--content", content, "--style", style, "--out", "g9",
+                                            "--content_layers", ""], 2, ("--content_layers needs at least one layer",)),
+        Case("gatys multiscale ends elsewhere", ["train/gatys.py", "--content", content, "--style", style, "--out",
+                                                "g10", "--size", 48, "--multiscale", "16,32"], 2,
+             ("--multiscale 16,32 ends at 32 px but --size is 48",)),
+        Case("fast style empty style layers", ["train/fast_style.py", "--style", style, "--data", data, "--run_dir",
+                                               "f1", "--style_layers", ","], 2,
+             ("--style_layers needs at least one layer name",)),
+        Case("stylize mix overflows", ["eval/stylize.py", "fast/net.pth", "--input", photos, "--out", "y8",
+                                       "--style_mix", "1e308,1e308"], 2, ("--style_mix weights add up to more",)),
+        Case("survey fakes are the reals", ["eval/survey.py", "build", "--fakes", photos, "--reals", photos, "--out",
+                                            "v8", "--n", 2], 1, ("--fakes and --reals are the same folder",)),
+        Case("translate a NaN network", ["eval/translate.py", f"{bad}/nan_G.pth", "--input", photos, "--out", "o10"], 1,
+             ("holds NaN or infinite values (the run diverged)",)),
         Case("stylize onnx exists", ["eval/stylize.py", "fast/net.pth", "--input", photos, "--out", "y7",
                                      "--onnx", "fast/old.onnx"], 2, ("fast/old.onnx already exists", "--overwrite")),
         Case("check images none", ["data_prep/check_images.py"], 1, ("name at least one folder",)),

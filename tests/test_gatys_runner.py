@@ -157,7 +157,7 @@ def test_fig3_is_one_batched_job_and_fig4_plots(tmp_path):
 def test_multiscale_colour_and_snapshots(tmp_path):
     out = tmp_path / "out"
     proc = run_gatys("--content", CONTENT / "tubingen.jpg", "--style", STYLE / "starry_night.jpg", "--out", out,
-                     "--random_vgg", "--multiscale", "32,48", "--iterations", 4, "--color", "luminance",
+                     "--random_vgg", "--multiscale", "32,48", "--size", 48, "--iterations", 4, "--color", "luminance",
                      "--save_every", 2, "--line_search", "none")
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = results(out)["tubingen__starry_night"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -95,6 +96,9 @@ class StylizeConfig(ApplyConfig):
         super().check()
         if self.style_mix and sum(self.style_mix) <= 0:
             raise ConfigError("--style_mix weights must not all be zero")
+        if self.style_mix and not math.isfinite(sum(self.style_mix)):
+            raise ConfigError("--style_mix weights add up to more than a float holds; give relative weights such "
+                              "as 0.3,0.7")
         if self.style_mix and self.style_index:
             raise ConfigError(f"--style_index {self.style_index} and --style_mix both pick the style: give one "
                               f"(--style_mix with a 1 for style {self.style_index} and 0 elsewhere is the same)")

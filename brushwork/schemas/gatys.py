@@ -60,6 +60,14 @@ class GatysConfig(Config):
     parts: int = setting(1, "split the pairs into this many parts (SLURM_ARRAY_TASK_COUNT)", min=1)
 
     def check(self) -> None:
+        for flag, layers in (("--content_layers", self.content_layers), ("--style_layers", self.style_layers)):
+            if not layers or any(not name.strip() for name in layers):
+                raise ConfigError(f"{flag} needs at least one layer name, e.g. conv4_2 (got "
+                                  f"{','.join(layers)!r})")
+        if self.multiscale and self.multiscale[-1] != self.size:
+            raise ConfigError(f"--multiscale {','.join(map(str, self.multiscale))} ends at "
+                              f"{self.multiscale[-1]} px but --size is {self.size}: the last scale is the output; "
+                              f"end it at {self.size} or set --size {self.multiscale[-1]}")
         if self.part >= self.parts:
             raise ConfigError(f"--part must be below --parts ({self.parts}); got {self.part}")
         if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):

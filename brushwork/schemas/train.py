@@ -135,6 +135,9 @@ class FastStyleConfig(TrainConfig):
 
     def check(self) -> None:
         super().check()
+        for flag, layers in (("--content_layers", self.content_layers), ("--style_layers", self.style_layers)):
+            if not layers or any(not name.strip() for name in layers):
+                raise ConfigError(f"{flag} needs at least one layer name, e.g. relu2_2 (got {','.join(layers)!r})")
         if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
             raise ConfigError(f"{len(self.style_layers)} --style_layers but {len(self.style_layer_weights)} "
                               "--style_layer_weights; give one weight per layer or none")

@@ -55,6 +55,9 @@ def pick(paths: list[Path], n: int, rng: random.Random, what: str) -> list[Path]
 def build(fakes: str, reals: str, out: str, n: int = 10, size: int = 256, quality: int = 90, seed: int = 0,
           title: str = "Real or generated?", make_zip: bool = False) -> dict:
     """Write the package folder (and zip) and its key; returns the key."""
+    if Path(fakes).resolve() == Path(reals).resolve():
+        raise BrushworkError(f"--fakes and --reals are the same folder ({fakes}): the key would call one photo both "
+                             "generated and real; give the generated images and the real ones apart")
     rng = random.Random(seed)
     out_dir = Path(out).resolve()  # "." or "x/.." name no folder: the key must land beside it, not inside
     if out_dir.exists() and any(out_dir.iterdir()):
