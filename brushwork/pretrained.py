@@ -127,11 +127,34 @@ def fetch_weights(w: Weights, progress=None, retries: int = 3, source: str = "")
           hint=f"download {w.url} another way and put it at {w.path} (or pass --from FILE)")
     try:
         digest = verify(w)
+        check_content(w)  # before its sha256 is recorded as good: a wrong file must not be trusted later
     except BrushworkError:
         w.path.unlink(missing_ok=True)
         raise
     _record(w, digest)
     return w.path
+
+
+# a key every file of each kind holds: what says the download is those weights, not a page or other weights
+EXPECTED_KEY = {"vgg16": "features.0.weight", "vgg19": "features.0.weight", "inception": "Conv2d_1a_3x3.conv.weight"}
+
+
+def check_content(w: Weights) -> None:
+    """The file loads with ``weights_only`` as a state dict of the expected network; BrushworkError otherwise."""
+    import torch
+
+    head = w.path.read_bytes()[:256].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"{")):
+        raise BrushworkError(f"{w.url} answered with a web page or a message, not weights (saved nothing); check the "
+                             "URL or fetch the file another way and pass --from FILE")
+    try:
+        state = torch.load(w.path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any unpickling failure: the bytes are not a weights file
+        raise BrushworkError(f"{w.url}: not a PyTorch weights file ({str(e).splitlines()[0][:100]}); saved nothing; "
+                             "fetch it again or pass --from FILE") from None
+    key = EXPECTED_KEY.get(w.name, "model.1.weight")  # the released CycleGAN generators: the original's names
+    if not isinstance(state, dict) or not isinstance(state.get(key), torch.Tensor):
+        raise BrushworkError(f"{w.url}: loads, but holds no {key} (not the {w.what} weights); saved nothing")
 
 
 def cyclegan_model(name: str) -> Path:

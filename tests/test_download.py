@@ -157,6 +157,9 @@ def weights_server(tmp_path):
     torch.manual_seed(0)
     torch.save(init_weights(ResnetGenerator(ngf=8, n_blocks=2)).state_dict(), served / "style_monet.pth")
     (served / "vgg19-dcbb9e9d.pth").write_bytes(b"not the real vgg19 weights" * 100)
+    (served / "style_cezanne.pth").write_bytes(b"<!DOCTYPE html><html><body>Not found</body></html>")
+    (served / "style_ukiyoe.pth").write_bytes(bytes(range(256)) * 16)  # 4,096 random-looking bytes
+    torch.save({"features.0.weight": torch.zeros(1)}, served / "style_vangogh.pth")  # weights, but not a generator
     handler = type("Handler", (RangeHandler,), {"sent": 0, "ranges": True})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
                                             lambda *a, **k: handler(*a, directory=str(served), **k))
@@ -208,6 +211,20 @@ def test_wrong_checksum_is_refused_and_nothing_is_left(tmp_path, weights_server)
     proc = pretrained("vgg19", "--url", base, hub=hub)
     assert_one_error_line(proc, "vgg19-dcbb9e9d.pth: sha256", "does not match", "starts with dcbb9e9d")
     assert not list((hub / "hub" / "checkpoints").glob("vgg19*"))
+
+
+def test_a_download_is_checked_by_content_before_it_is_recorded(tmp_path, weights_server):
+    base, _, _ = weights_server
+    hub = tmp_path / "torch_home"
+    for name, needle in (("style_cezanne", "answered with a web page or a message, not weights"),
+                         ("style_ukiyoe", "not a PyTorch weights file"),
+                         ("style_vangogh", "holds no model.1.weight (not the CycleGAN generator")):
+        proc = pretrained(name, "--url", base, hub=hub)
+        assert_one_error_line(proc, f"{base}/{name}.pth", needle, "saved nothing")
+    folder = hub / "hub" / "checkpoints" / "cyclegan"
+    assert not list(folder.glob("*.pth"))  # nothing kept
+    record = folder / "brushwork_downloads.json"
+    assert not record.exists() or "style_" not in record.read_text()  # and nothing recorded as good
 
 
 def test_offline_is_one_line_naming_the_url_and_the_place(tmp_path):
