@@ -51,6 +51,7 @@ class Failed:
 
     name: str
     reason: str
+    order: int = -1  # its place among all pairs (a job array task reports only its own)
 
 
 def _stem(path: str) -> str:
@@ -82,13 +83,24 @@ def read_pairs(cfg: GatysConfig) -> tuple[list[Pair], list[Failed]]:
     if dupes:
         raise BrushworkError(f"several pairs would write {dupes[0]}.png; give them distinct 'name' fields")
     good, failed = [], []
-    for pair in pairs:
+    for order, pair in enumerate(pairs):
         try:
             safe_name(pair.name, "pair name")
             good.append(pair)
         except BrushworkError as e:
-            failed.append(Failed(pair.name, str(e)))
+            failed.append(Failed(pair.name, str(e), order))
     return good, failed
+
+
+def part_of(pairs: list[Pair], refused: list[Failed], part: int, parts: int) -> tuple[list[Pair], list[Failed]]:
+    """Job array task ``part``'s pairs: every ``parts``-th of all pairs by their place in the list, refused
+    ones included, so each pair (and each refusal line) belongs to exactly one task."""
+    if parts == 1:
+        return pairs, refused
+    refused_at, rest = {f.order: f for f in refused}, iter(pairs)  # good pairs keep their order between them
+    merged = [refused_at[i] if i in refused_at else next(rest) for i in range(len(pairs) + len(refused))]
+    mine = merged[part::parts]
+    return [p for p in mine if isinstance(p, Pair)], [f for f in mine if isinstance(f, Failed)]
 
 
 def _rows(path: Path):
@@ -135,7 +147,10 @@ def _pairs_file(path: Path, cfg: GatysConfig) -> list[Pair]:
         where = f"{path}:{line}"
         if not isinstance(row, dict) or not row.get("content") or not row.get("style"):
             raise BrushworkError(f"{where}: each pair needs 'content' and 'style'")
-        styles = row["style"] if isinstance(row["style"], list) else [s for s in str(row["style"]).split("+")]
+        text = str(row["style"])
+        # "a.jpg+b.jpg" blends two styles, unless the whole text is one file (a name with a "+" in it)
+        styles = row["style"] if isinstance(row["style"], list) else \
+            [text] if Path(resolve(text)).is_file() else text.split("+")
         overrides = {k: v for k, v in row.items() if k not in ("content", "style", "name") and v not in ("", None)}
         unknown = sorted(set(overrides) - set(PAIR_KEYS))
         if unknown:

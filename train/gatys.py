@@ -48,7 +48,8 @@ def main(cfg: GatysConfig) -> int:
     state = PartialState(cpu=not torch.cuda.is_available())
     rank, world, device = state.process_index, state.num_processes, state.device
     out = Path(cfg.out)
-    pairs = pairs[cfg.part::cfg.parts]  # this array task's share, then each rank's share of it
+    pairs, refused = gatys_run.part_of(pairs, refused, cfg.part, cfg.parts)  # this array task's share, then each
+    # rank's share of it; a refused pair is reported by the one task it belongs to
     todo_all = gatys_run.pairs_to_render(out, pairs, cfg.overwrite)
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
