@@ -29,6 +29,25 @@ from .progress import Progress, print_line
 from .translate import stream_size_batches, test_scale
 
 Forward = Callable[[list[Image.Image]], list[Image.Image]]
+# The results page's own images (input copies, reconstructions) live in a hidden folder: every image
+# reader skips hidden folders, so FID, the survey and a rerun never take them for outputs.
+PAGE = ".page"
+PAGE_INPUTS = f"{PAGE}/input"
+
+
+def device_for(cfg) -> torch.device:
+    """``--device``, checked against what this machine has; default: the process's accelerator device."""
+    from accelerate import PartialState
+
+    if not cfg.device:
+        return PartialState(cpu=not torch.cuda.is_available()).device  # each rank its own GPU
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise BrushworkError(f"--device {cfg.device}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                             "leave --device out to use what there is")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise BrushworkError(f"--device {cfg.device}: no MPS device here; leave --device out")
+    return device
 
 
 def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, title: str, weights: str,
@@ -63,10 +82,10 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
     cli.started()
     scale = cfg.test_scale()
     if cfg.results_html:  # outputs from an earlier run need their input on the page too
-        earlier = [it for it in items if it not in todo and not output(it, "index_inputs").exists()]
+        earlier = [it for it in items if it not in todo and not output(it, PAGE_INPUTS).exists()]
         for it, img in load_images(earlier, cfg.max_pixels):
             if not isinstance(img, ImageError):
-                save_image(test_scale(img, scale, cfg.load_size), output(it, "index_inputs"))
+                save_image(test_scale(img, scale, cfg.load_size), output(it, PAGE_INPUTS))
     done, failed = 0, 0
 
     def decoded():
@@ -86,9 +105,9 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
                 save_image(result, output(it))
                 ledger.add(it.name, input_fingerprint(it))
                 if cfg.results_html:
-                    save_image(img, output(it, "index_inputs"))
+                    save_image(img, output(it, PAGE_INPUTS))
                 if more is not None:
-                    save_image(more, output(it, second[0]))
+                    save_image(more, output(it, f"{PAGE}/{second[0]}"))
             done += len(group)
             progress.update(len(group))
             del group, results, extra
@@ -102,9 +121,9 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
         rows = []
         for it in everything:
             if output(it).exists():
-                row = {"name": it.name, "input": output(it, "index_inputs"), "output": output(it)}
+                row = {"name": it.name, "input": output(it, PAGE_INPUTS), "output": output(it)}
                 if second:
-                    row[second[0]] = output(it, second[0])
+                    row[second[0]] = output(it, f"{PAGE}/{second[0]}")
                 rows.append(row)
         page = results_page.write(out, rows, title, columns, note=f"weights: {used}")
         print(f"results page: {page} ({len(rows)} images)")

@@ -224,7 +224,8 @@ def from_tensor(x) -> Image.Image:
 
 
 def find_images(root: str | os.PathLike, unreadable: bool = False) -> list[Path]:
-    """Every file under ``root`` (recursive) with an image extension, any case, sorted.
+    """Every file under ``root`` (recursive) with an image extension, any case, sorted; hidden folders
+    (``.page/``, ``.brushwork/``, ``.parts/``: the tools' own) are not searched.
 
     ``unreadable``: also list image-named symlinks that lead nowhere (broken, or a loop), so the
     caller can report them instead of skipping them silently.
@@ -235,4 +236,5 @@ def find_images(root: str | os.PathLike, unreadable: bool = False) -> list[Path]
     if root.is_file():
         return [root]
     return sorted(p for p in root.rglob("*") if is_image_name(p.name)
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])
                   and (p.is_file() or (unreadable and p.is_symlink() and not p.is_dir())))

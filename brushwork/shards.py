@@ -37,7 +37,7 @@ from PIL import Image
 from .errors import BrushworkError, ImageError
 from .fileio import write_url
 from .images import DEFAULT_MAX_PIXELS, decode_image, encode_png, find_images, is_image_name
-from .storage import filesystem
+from .storage import filesystem, storage_error
 
 SPLIT_FOLDERS = {"trainA": ("train", "A"), "trainB": ("train", "B"), "testA": ("test", "A"), "testB": ("test", "B")}
 MANIFEST = "manifest.json"
@@ -436,16 +436,33 @@ def claim_output(out: str, record: dict, overwrite: bool = False) -> None:
 
 
 def clear_outputs(out: str) -> None:
-    """Delete what shard.py writes into ``out`` (and nothing else that may live there)."""
+    """Delete what shard.py wrote into ``out``, as its own records name it, and nothing else: the shards
+    the manifest and the part records list, the part records, the plan and the root files it writes
+    (a user's ``train/annotations.json`` beside them stays)."""
     fs, root = filesystem(out)
-    for name in ("train", "test", PARTS):
-        if fs.exists(f"{root}/{name}"):
-            for path in fs.find(f"{root}/{name}"):
-                if path.endswith((".tar", ".tmp", ".json")):
-                    fs.rm(path)
-    for name in (MANIFEST, REJECTED, "shard_config.toml"):
-        if fs.exists(f"{root}/{name}"):
-            fs.rm(f"{root}/{name}")
+    ours = {f"{root}/{name}" for name in (MANIFEST, REJECTED, "shard_config.toml", PLAN)}
+    manifest = _read_json(fs, f"{root}/{MANIFEST}") or {}
+    for entry in manifest.get("shards", []) if isinstance(manifest.get("shards"), list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            ours.add(f"{root}/{entry['name']}")
+    if fs.exists(f"{root}/{PARTS}"):
+        for path in fs.find(f"{root}/{PARTS}"):
+            record = _read_json(fs, path) if path.endswith(".json") else None
+            if record is not None and ("plan" in record or path.endswith("plan.json")):
+                ours.add(path)
+                if isinstance(record.get("name"), str):
+                    ours.add(f"{root}/{record['name']}")
+    for folder in ("train", "test"):  # temp files of an interrupted write: ".{shard}.tar.tmp"
+        if fs.exists(f"{root}/{folder}"):
+            ours.update(p for p in fs.find(f"{root}/{folder}") if re.search(r"/\.[AB]-\d{6}\.tar\.tmp$", p))
+    for path in sorted(ours):
+        if fs.exists(path) and safe_inside(root, path):
+            fs.rm(path)
+
+
+def safe_inside(root: str, path: str) -> bool:
+    """A recorded name stays inside the folder (a damaged record must not name ../elsewhere)."""
+    return ".." not in PurePosixPath(path[len(root):]).parts and path.startswith(root + "/")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,6 +525,11 @@ def read_manifest(out: str, current: bool = True) -> dict:
         raise BrushworkError(f"{out}: no {MANIFEST}; run data_prep/shard.py to make the shards first") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BrushworkError(f"{out}/{MANIFEST}: not valid JSON; rerun data_prep/shard.py") from None
+    except Exception as e:  # object storage that cannot serve at all: one line, not the client's traceback
+        mapped = storage_error(out, e)
+        if mapped is None:
+            raise
+        raise mapped from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), list):
         raise BrushworkError(f"{out}/{MANIFEST}: no list of shards; rerun data_prep/shard.py --overwrite")
     if current and manifest.get("format") != FORMAT_VERSION:

@@ -51,3 +51,22 @@ def open_url(url: str, mode: str = "rb", **kwargs):
     fs, path = filesystem(url)
     return fs.open(path, mode, **kwargs)
 
+
+
+def storage_error(url: str, err: Exception) -> BrushworkError | None:
+    """One line for what object storage answers when it cannot serve ``url`` at all; None if ``err`` is
+    something else (the caller re-raises it)."""
+    name, text = type(err).__name__, str(err)
+    endpoint = storage_options(url).get("client_kwargs", {}).get("endpoint_url") or "the default endpoint"
+    if "Credentials" in name or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+        return BrushworkError(f"{url}: the storage refused the credentials ({name}); set AWS_ACCESS_KEY_ID and "
+                              "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for this bucket")
+    if isinstance(err, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
+        return BrushworkError(f"{url}: access denied; check the credentials' rights on this bucket")
+    if "NoSuchBucket" in text or "bucket does not exist" in text.lower():
+        return BrushworkError(f"{url}: no such bucket; check the URL (and AWS_ENDPOINT_URL: {endpoint})")
+    if isinstance(err, ConnectionError) or any(k in name for k in ("EndpointConnection", "ConnectTimeout",
+                                                                   "ClientConnector", "ConnectionError")):
+        return BrushworkError(f"{url}: cannot reach the storage at {endpoint} ({name}); check AWS_ENDPOINT_URL "
+                              "and the network")
+    return None

@@ -24,7 +24,7 @@ from functools import partial
 import torch
 
 from brushwork import cli
-from brushwork.apply import apply_folder
+from brushwork.apply import apply_folder, device_for
 from brushwork.errors import BrushworkError
 from brushwork.ledger import network_fingerprint
 from brushwork.fast_style import export_onnx, load_stylizer
@@ -65,7 +65,7 @@ def main(cfg: StylizeConfig) -> int:
         check = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
         worst = export_onnx(net, weights, cfg.onnx, check)
         print(f"onnx: {cfg.onnx} (onnxruntime matches torch within {worst:.1e} at two image sizes)", flush=True)
-    device = cfg.device or PartialState(cpu=not torch.cuda.is_available()).device  # each rank its own GPU
+    device = device_for(cfg)
     net = net.to(device)
     return apply_folder(cfg, partial(stylize, net, weights, device=device), used, domain=cfg.domain, tool="stylize",
                         title=f"{cfg.run}: {style}", weights=network_fingerprint(net))

@@ -23,10 +23,9 @@ translate_config.toml. Exit status 1 if no image could be translated.
 import sys
 from functools import partial
 
-import torch
 
 from brushwork import cli, pretrained
-from brushwork.apply import apply_folder
+from brushwork.apply import apply_folder, device_for
 from brushwork.errors import BrushworkError
 from brushwork.ledger import network_fingerprint
 from brushwork.schemas.eval import TranslateConfig
@@ -54,9 +53,8 @@ def networks(cfg: TranslateConfig):
 
 def main(cfg: TranslateConfig) -> int:
     net, used, back = networks(cfg)
-    from accelerate import PartialState
 
-    device = cfg.device or PartialState(cpu=not torch.cuda.is_available()).device  # each rank its own GPU
+    device = device_for(cfg)
     net = net.to(device)
     second = ("reconstructed", partial(apply_batch, back.to(device), device=device)) if back is not None else None
     return apply_folder(cfg, partial(apply_batch, net, device=device), used,

@@ -130,6 +130,10 @@ def cases(w):
              ("models.pt['G_A']", "does not fit this network")),
         Case("train diverges", [*train, "--run_dir", "t13", "--max_steps", 6, "--lr", 1e30, "--log_every", 1], 1,
              ("the loss is not finite (G_A = nan", "stopped without saving", "a lower --lr"), out="t13"),
+        Case("train from unreachable storage", [*train[:4], "s3://bucket/ds", *train[5:], "--run_dir", "t14"], 1,
+             ("s3://bucket/ds: cannot reach the storage at http://127.0.0.1:9", "check AWS_ENDPOINT_URL"),
+             stdin_env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x",
+                        "AWS_SECRET_ACCESS_KEY": "y", "AWS_DEFAULT_REGION": "us-east-1"}),
         Case("train typo flag", [*train, "--run_dir", "t12", "--lamda_a", 3], 2, ("unknown flag --lamda_a", "--lambda_a")),
         # translate
         Case("translate batch 0", ["eval/translate.py", run, "--input", photos, "--out", "o1", "--batch_size", 0], 2,
@@ -259,6 +263,11 @@ def cases(w):
                                             "v8", "--n", 2], 1, ("--fakes and --reals are the same folder",)),
         Case("translate a NaN network", ["eval/translate.py", f"{bad}/nan_G.pth", "--input", photos, "--out", "o10"], 1,
              ("holds NaN or infinite values (the run diverged)",)),
+        Case("translate device banana", ["eval/translate.py", run, "--input", photos, "--out", "o11", "--device",
+                                         "banana"], 2, ("--device banana: give cpu, cuda, cuda:N or mps",)),
+        Case("translate device cuda without one", ["eval/translate.py", run, "--input", photos, "--out", "o12",
+                                                   "--device", "cuda:3"], 1,
+             ("--device cuda:3: this machine has 0 CUDA device(s)",)),
         Case("stylize onnx exists", ["eval/stylize.py", "fast/net.pth", "--input", photos, "--out", "y7",
                                      "--onnx", "fast/old.onnx"], 2, ("fast/old.onnx already exists", "--overwrite")),
         Case("check images none", ["data_prep/check_images.py"], 1, ("name at least one folder",)),
@@ -268,7 +277,7 @@ def cases(w):
 def run_case(w, case):
     argv = [sys.executable, str(REPO / case.argv[0]), *map(str, case.argv[1:])]
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=w,
-                          env={**os.environ, **TRAIN_ENV, "TORCH_HOME": str(w / "torch_home")})
+                          env={**os.environ, **TRAIN_ENV, "TORCH_HOME": str(w / "torch_home"), **case.stdin_env})
 
 
 def test_the_fault_table(ws):

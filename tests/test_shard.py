@@ -362,3 +362,27 @@ def test_a_format_2_folder_gets_one_line_and_reindex_adds_the_offsets_keeping_th
     proc = run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 2)  # the same input again
     assert proc.returncode == 0 and "wrote 0 shard(s), 8 already complete" in proc.stdout, proc.stderr
     assert "already current" in run_script("data_prep/shard.py", "--reindex", "--out", out).stdout
+
+
+def test_overwrite_deletes_only_what_shard_wrote_and_inputs_inside_out_are_refused(tmp_path):
+    src = make_synth(tmp_path / "src", 4)
+    out = tmp_path / "shards"
+    assert run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 2).returncode == 0
+    (out / "train" / "annotations.json").write_text('{"mine": true}')  # the user's files beside the shards
+    (out / "train" / "notes.tar").write_bytes(b"my archive")
+    proc = run_script("data_prep/shard.py", src, "--out", out, "--samples_per_shard", 3, "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "train" / "annotations.json").read_text() == '{"mine": true}'
+    assert (out / "train" / "notes.tar").read_bytes() == b"my archive"
+    assert sorted(p.name for p in (out / "train").glob("A-*.tar")) == ["A-000000.tar", "A-000001.tar"]  # 4 by 3
+    # --out the parent of the input folders (named train/ and test/): refused before anything is written
+    mine = tmp_path / "mine"
+    for folder in ("train", "test"):
+        (mine / folder).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(mine / folder / f"{i}.png")
+    (mine / "train" / "annotations.json").write_text("{}")
+    before = sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*"))
+    proc = run_script("data_prep/shard.py", "--a", mine / "train", "--b", mine / "test", "--out", mine, "--overwrite")
+    assert_one_error_line(proc, "lies inside --out", "choose an --out outside the inputs")
+    assert sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*")) == before

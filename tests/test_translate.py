@@ -1,5 +1,6 @@
 """eval/translate.py: full resolution (pad to a multiple of 4, crop back), names kept, ranks split the work."""
 
+import json
 import os
 import subprocess
 import sys
@@ -120,8 +121,18 @@ def test_weights_are_named_and_the_newest_checkpoint_is_used(tmp_path):
                       "--reconstruct")
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "page" / "index.html").read_text()
-    assert page.count("<tr>") == 1 + 4 and "<th>reconstructed</th>" in page and "index_inputs/" in page
-    assert len(list((tmp_path / "page" / "reconstructed").glob("*.png"))) == 4
+    assert page.count("<tr>") == 1 + 4 and "<th>reconstructed</th>" in page and ".page/input/" in page
+    assert len(list((tmp_path / "page" / ".page" / "reconstructed").glob("*.png"))) == 4
+    # the page's own images are never taken for translations: the survey keys and FID count 4, not 12
+    proc = run_script("eval/survey.py", "build", "--fakes", tmp_path / "page", "--reals", photos, "--out",
+                      tmp_path / "survey", "--n", 4, "--size", 32)
+    assert proc.returncode == 0, proc.stderr
+    key = json.loads((tmp_path / "survey_key.json").read_text())
+    fakes = sorted(Path(v["source"]).relative_to(tmp_path / "page").as_posix() for v in key["images"].values()
+                   if v["truth"] == "fake")
+    assert fakes == sorted(p.name for p in (tmp_path / "page").glob("*.png"))  # the 4 translations, nothing else
+    proc = run_script("eval/fid.py", "--fake", tmp_path / "page", "--real", photos, "--random_features")
+    assert proc.returncode == 0 and "(4 fake, 4 real)" in proc.stdout, proc.stderr
 
 
 def test_inputs_that_differ_only_in_extension_keep_distinct_outputs(tmp_path, generator_file):

@@ -177,9 +177,13 @@ def test_with_a_shard_root_each_rank_decodes_only_its_share(tmp_path, monkeypatc
 
 
 def test_presets_work_after_a_non_editable_install(tmp_path):
-    target = tmp_path / "site"
+    target, source = tmp_path / "site", tmp_path / "source"
+    source.mkdir()  # built from a copy: setuptools writes build/ into the tree it builds
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(REPO / "brushwork", source / "brushwork", ignore=shutil.ignore_patterns("__pycache__"))
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
-                           "--target", str(target), str(REPO)], capture_output=True, text=True, timeout=600)
+                           "--target", str(target), str(source)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (target / "brushwork" / "presets" / "gatys" / "paper.toml").is_file()
     clone = tmp_path / "clone"  # the commands without the library beside them

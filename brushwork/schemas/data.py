@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..config import Config, setting
 from ..errors import BrushworkError, ConfigError
-from ..fileio import safe_name
+from ..fileio import is_within, safe_name
 
 DEFAULT_MAX_PIXELS = 80_000_000  # ~9000 x 9000: past this, decoding alone takes GBs of memory
 
@@ -92,6 +92,13 @@ class ShardConfig(Config):
     overwrite: bool = setting(False, "out holds shards of other input or settings: delete them and rebuild")
     reindex: bool = setting(False, "add the sample offsets this version reads to the shards in --out (made by an "
                                    "earlier version): each tar is read once and kept as it is")
+
+    def check_inputs(self) -> None:
+        for flag, folder in (("INPUT", self.input), ("--a", self.a), ("--b", self.b), ("--test_a", self.test_a),
+                             ("--test_b", self.test_b)):
+            if folder and self.out and is_within(folder, self.out):
+                raise ConfigError(f"{flag} {folder} lies inside --out {self.out}: shards would be written among "
+                                  "(and a rebuild would clear) the images; choose an --out outside the inputs")
 
     def check(self) -> None:
         if self.job_index >= self.num_jobs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,6 +50,9 @@ class ApplyConfig(Config):
             refuse_output_inside(self.out, {"--input": self.input})
 
     def check(self) -> None:
+        if self.device and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device):
+            raise ConfigError(f"--device {self.device}: give cpu, cuda, cuda:N or mps (or leave it out: the "
+                              "process's own device)")
         if self.preprocess not in (None, "none") and self.load_size is None:
             raise ConfigError(f"--preprocess {self.preprocess} needs --load_size N (the size to scale to)")
         if self.preprocess == "none" and self.load_size is not None:
@@ -69,7 +73,8 @@ class TranslateConfig(ApplyConfig):
     domain: Literal["A", "B"] | None = setting(None, "with a shard root as --input: which domain (default: the "
                                                      "direction's source)")
     reconstruct: bool = setting(False, "also translate back (needs a run dir or a models.pt): adds the "
-                                       "reconstruction to the results page and saves it under OUT/reconstructed/")
+                                       "reconstruction to the results page (its images under OUT/.page/, which no image reader "
+                                       "takes for outputs)")
     winograd: bool = setting(True, "ResNet-block convs as Winograd on CPU (same weights; faster)")
 
     def check_inputs(self) -> None:
