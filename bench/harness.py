@@ -70,20 +70,20 @@ class Measured(subprocess.Popen):
         return pid, status
 
 
-def run_measured(cmd: list[str]) -> tuple[int, str]:
-    """(peak RSS of the child in bytes, its stdout); raises with its stderr if it fails."""
-    proc = Measured(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def run_measured(cmd: list[str], **popen) -> tuple[int, str, str]:
+    """(peak RSS of the child in bytes, its stdout, its stderr); raises with its stderr if it fails."""
+    proc = Measured(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     out, err = proc.communicate()
     if proc.returncode:
         raise RuntimeError(f"{cmd[1]} failed: {err[-2000:]}")
-    return proc.peak_bytes, out
+    return proc.peak_bytes, out, err
 
 
 def time_original(size: int, batch: int, iters: int, warmup: int, threads: int) -> tuple[list[float], int]:
     """(seconds per ``optimize_parameters()`` of the original code, peak RSS), in a subprocess of its own."""
     cmd = [sys.executable, str(ORIGINAL), "--size", str(size), "--batch", str(batch), "--iters", str(iters),
            "--warmup", str(warmup), "--threads", str(threads)]
-    peak, out = run_measured(cmd)
+    peak, out, _ = run_measured(cmd)
     return json.loads(out.strip().splitlines()[-1])["s_per_iter_all"], peak
 
 

@@ -45,7 +45,7 @@ def measure_ours_apart(cfg: TrainStepBench, size: int, batch: int) -> tuple[list
     cmd = [sys.executable, __file__, "--sizes", str(size), "--batches", str(batch), "--iters", str(cfg.iters),
            "--warmup", str(cfg.warmup), "--threads", str(cfg.threads), "--no_original", "--device", cfg.device,
            "--block_conv", cfg.block_conv, "--join_passes", cfg.join_passes]
-    peak, out = run_measured(cmd)
+    peak, out, _ = run_measured(cmd)
     return json.loads(out.strip().splitlines()[0])["brushwork_all"], peak
 
 

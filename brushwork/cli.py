@@ -219,7 +219,21 @@ def main(command: Command | dict[str, Command], argv: list[str] | None = None, p
     code = _run(command, argv, prog, doc)
     if _distributed_ended:
         _exit_after_distributed(code)
+    if code and _started and _world() > 1:
+        # A rank that failed mid-job leaves at once: its teardown (the DataLoader's workers, the process
+        # group) can wait forever on ranks still blocked in a collective, and the launcher only stops
+        # the others once this process has exited. The line is printed; nothing else is owed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
+
+
+def _world() -> int:
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
 
 
 def _run(command: Command | dict[str, Command], argv: list[str] | None, prog: str | None, doc: str) -> int:

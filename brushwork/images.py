@@ -93,18 +93,23 @@ def decode_image(data: bytes, name: str = "<bytes>",
     return rgb, info
 
 
+def read_error(path: str | os.PathLike, err: OSError) -> ImageError:
+    """The one line for a file that cannot be opened: missing, a folder, a symlink loop, unreadable."""
+    if isinstance(err, FileNotFoundError):
+        return ImageError(f"{path}: no such file (or a broken symlink)")
+    if isinstance(err, IsADirectoryError):
+        return ImageError(f"{path}: is a folder, not an image file")
+    if err.errno == errno.ELOOP:
+        return ImageError(f"{path}: symlink loop (the link points back at itself)")
+    return ImageError(f"{path}: cannot read ({err.strerror or err})")
+
+
 def load_image_bytes(path: str | os.PathLike) -> bytes:
     """The bytes of an image file; ImageError naming the file if it cannot be read."""
     try:
         return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file (or a broken symlink)") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not an image file") from None
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise ImageError(f"{path}: symlink loop (the link points back at itself)") from None
-        raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
+        raise read_error(path, e) from None
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -125,17 +130,11 @@ def image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             with Image.open(path) as img:
                 width, height = img.size
                 orientation = img.getexif().get(EXIF_ORIENTATION, 1)
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file (or a broken symlink)") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not an image file") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (content is not a known image format)") from None
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise ImageError(f"{path}: symlink loop (the link points back at itself)") from None
+    except OSError as e:  # with an errno: opening the file failed; without: Pillow's own parse error
         if e.errno is not None:
-            raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
+            raise read_error(path, e) from None
         raise ImageError(f"{path}: truncated or corrupt image data ({e})") from None
     except (SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{path}: truncated or corrupt image data ({e})") from None
