@@ -34,6 +34,7 @@ with tempfile.TemporaryDirectory() as tmp, s3_server() as (_, counter):
                 k = sum(b - a for _, a, b in data.pass_segments(dom.counts, 0, 0, slot, slots))
                 st = data.domain_stream(dom, seed=0, slot=slot, slots=slots, buffer=256)
                 for _ in range(k):
-                    next(st); n += 1
+                    next(st)
+                    n += 1
         print(json.dumps({"reader": "1d3c20a", "slots": slots, "images_read": n, "fetched_bytes": counter.bytes,
                           "dataset_bytes": dataset, "ratio": round(counter.bytes / dataset, 2)}), flush=True)
