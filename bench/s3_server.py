@@ -40,8 +40,9 @@ def counting(app, counter: Counter):
 
 
 @contextmanager
-def s3_server() -> Iterator[tuple[dict, Counter]]:
-    """(environment for fsspec/s3fs clients, byte counter); a bucket ``brushwork-bench`` exists."""
+def s3_server(bucket: str = BUCKET) -> Iterator[tuple[dict, Counter]]:
+    """(environment for fsspec/s3fs clients, byte counter); ``bucket`` exists. The environment is set
+    for this process while the server runs, and restored after."""
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
@@ -64,7 +65,7 @@ def s3_server() -> Iterator[tuple[dict, Counter]]:
         import s3fs
 
         s3fs.S3FileSystem.clear_instance_cache()
-        s3fs.S3FileSystem(client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]}).mkdir(BUCKET)
+        s3fs.S3FileSystem(client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]}).mkdir(bucket)
         yield env, counter
     finally:
         server.shutdown()

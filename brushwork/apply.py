@@ -82,7 +82,8 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
     cli.started()
     scale = cfg.test_scale()
     if cfg.results_html:  # outputs from an earlier run need their input on the page too
-        earlier = [it for it in items if it not in todo and not output(it, PAGE_INPUTS).exists()]
+        todo_names = {it.name for it in todo}
+        earlier = [it for it in items if it.name not in todo_names and not output(it, PAGE_INPUTS).exists()]
         for it, img in load_images(earlier, cfg.max_pixels):
             if not isinstance(img, ImageError):
                 save_image(test_scale(img, scale, cfg.load_size), output(it, PAGE_INPUTS))

@@ -420,13 +420,6 @@ def batches(loader: DataLoader) -> Iterator[dict]:
             raise
 
 
-def iter_split(root: str, split: str, domain: str) -> Iterator[tuple[str, Image.Image]]:
-    """Every (key, RGB image) of one split/domain in manifest order, at full resolution, one at a time."""
-    for shard in domain_shards(root, split, domain).shards:
-        for _, key, _, data in read_samples(shard):
-            yield key, decode(data)
-
-
 # ---------------------------------------------------------------------------------------------
 # Test images for eval: a folder, or one split/domain of a shard root
 

@@ -184,20 +184,20 @@ def render_params(cfg: GatysConfig) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(cfg, k)) for k in RENDER_KEYS)}
 
 
-def recorded_params(out: str | Path, pair: Pair) -> dict | None:
-    """The settings a finished render of ``pair`` was made with; None if it is not finished (or unreadable)."""
+def finished_record(out: str | Path, pair: Pair) -> dict | None:
+    """The JSON of a finished render of ``pair`` (with its ``params``); None if it is not finished (or unreadable)."""
     png, meta = output_paths(out, pair)
     if not png.exists():
         return None
     try:
         record = json.loads(meta.read_text())
-        return record["params"] if isinstance(record.get("params"), dict) else None
-    except (OSError, ValueError, KeyError, AttributeError):
+    except (OSError, ValueError):
         return None  # no JSON (killed between image and record) or a damaged one: render again
+    return record if isinstance(record, dict) and isinstance(record.get("params"), dict) else None
 
 
 def is_done(out: str | Path, pair: Pair) -> bool:
-    return recorded_params(out, pair) is not None
+    return finished_record(out, pair) is not None
 
 
 def pairs_to_render(out: str | Path, pairs: list[Pair], overwrite: bool) -> list[Pair]:
@@ -246,28 +246,24 @@ def input_record(pair: Pair) -> list[list[str]]:
     return record
 
 
-def recorded_inputs(out: str | Path, pair: Pair) -> list | None:
-    try:
-        value = json.loads(output_paths(out, pair)[1].read_text()).get("inputs")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, list) else None
-
-
 def changed_settings(out: str | Path, pairs: list[Pair]) -> list[tuple[Pair, str]]:
     """Finished pairs whose recorded settings or inputs differ from this run's, with the first difference."""
     changed = []
     for pair in pairs:
-        old, new = recorded_params(out, pair), render_params(pair.cfg)
-        if old is None:
+        record = finished_record(out, pair)
+        if record is None:
             continue
+        old, new = record["params"], render_params(pair.cfg)
         diffs = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v]
-        then, now = recorded_inputs(out, pair), input_record(pair)
-        if then is not None:  # renders of an earlier version recorded no inputs: trusted as they are
-            for was, (path, stamp) in zip(then + [[None, None]] * len(now), now):
-                if not isinstance(was, list) or was[0] != path:
-                    diffs.append(f"input {was[0] if isinstance(was, list) else None} -> {path}")
-                elif was[1] != stamp:
+        then, now = record.get("inputs"), input_record(pair)
+        if isinstance(then, list):  # renders of an earlier version recorded no inputs: trusted as they are
+            was = [w if isinstance(w, list) and len(w) == 2 else [None, None] for w in then]
+            if len(was) != len(now):  # a style added or dropped under the same pair name
+                diffs.append(f"inputs {', '.join(map(str, (w[0] for w in was)))} -> {', '.join(p for p, _ in now)}")
+            for (old_path, old_stamp), (path, stamp) in zip(was, now):
+                if old_path != path:
+                    diffs.append(f"input {old_path} -> {path}")
+                elif old_stamp != stamp:
                     diffs.append(f"input {path} changed since")
         if diffs:
             changed.append((pair, diffs[0]))
@@ -375,7 +371,12 @@ class ImageCache:
     def get(self, path: str, how: str, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
         """(1, 3, H, W) tensors in [0, 1] of ``path`` at each size; decodes at most once per call."""
         keys = [(path, how, *hw) for hw in sizes]
-        missing = [k for k in keys if k not in self.entries]
+        found = {}
+        for key in keys:
+            if key in self.entries:
+                self.entries.move_to_end(key)
+                found[key] = self.entries[key]
+        missing = [k for k in keys if k not in found]
         if missing:
             if path in self.errors:
                 raise ImageError(self.errors[path])
@@ -385,15 +386,12 @@ class ImageCache:
                 self.errors[path] = str(e)
                 raise
             self.decodes += 1
-            for key in missing:
+            for key in missing:  # kept for this call even if the budget evicts them from the cache at once
                 hw = key[2:]
-                self._put(key, resized_unit_tensor(img, hw) if how == "fit" else cover_crop(img, hw))
+                found[key] = resized_unit_tensor(img, hw) if how == "fit" else cover_crop(img, hw)
+                self._put(key, found[key])
             del img
-        found = []
-        for key in keys:
-            self.entries.move_to_end(key)
-            found.append(self.entries[key])
-        return found
+        return [found[k] for k in keys]
 
     def _put(self, key: tuple, tensor: torch.Tensor) -> None:
         self.entries[key] = tensor

@@ -46,11 +46,6 @@ def filesystem(url: str):
         raise
 
 
-def open_url(url: str, mode: str = "rb", **kwargs):
-    """``fsspec.open`` with the same clear errors and storage options as ``filesystem``."""
-    fs, path = filesystem(url)
-    return fs.open(path, mode, **kwargs)
-
 
 
 def storage_error(url: str, err: Exception) -> BrushworkError | None:

@@ -46,3 +46,22 @@ def test_contents_that_differ_only_in_extension_get_distinct_pair_names(tmp_path
     shutil.copy(CONTENT / "tubingen.jpg", tmp_path / "b.jpg")
     got, _ = gatys_run.read_pairs(GatysConfig(content=str(tmp_path), style=str(STYLE / "shipwreck.jpg")))
     assert sorted(p.name for p in got) == ["a.jpg__shipwreck", "a__shipwreck", "b__shipwreck"]
+
+
+def test_a_render_of_other_input_files_is_a_change_even_with_fewer_styles(tmp_path):
+    blend = gatys_run.Pair(str(CONTENT / "tubingen.jpg"), (str(STYLE / "the_scream.jpg"), str(STYLE / "shipwreck.jpg")),
+                           "p", GatysConfig())
+    png, meta = gatys_run.output_paths(tmp_path, blend)
+    png.write_bytes(b"png")
+    meta.write_text(json.dumps({"params": gatys_run.render_params(blend.cfg), "inputs": gatys_run.input_record(blend)}))
+    assert gatys_run.changed_settings(tmp_path, [blend]) == []  # the same files: done
+    single = gatys_run.Pair(blend.content, blend.styles[:1], "p", GatysConfig())  # one style dropped, same name
+    [(_, why)] = gatys_run.changed_settings(tmp_path, [single])
+    assert why.startswith("inputs ") and "shipwreck" in why  # the style list itself changed
+
+
+def test_the_image_cache_returns_every_size_asked_even_past_its_budget():
+    images = gatys_run.ImageCache(80_000_000, budget=1)
+    got = images.get(str(CONTENT / "tubingen.jpg"), "fit", [(24, 32), (36, 48)])
+    assert [tuple(t.shape[-2:]) for t in got] == [(24, 32), (36, 48)] and images.decodes == 1
+    assert len(images.entries) == 1  # the budget still holds: only the newest entry stays

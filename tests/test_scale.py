@@ -235,28 +235,14 @@ def test_a_setup_error_under_two_ranks_is_printed_once(tmp_path):
 
 @pytest.fixture
 def s3_server():
+    """A real S3 API server (moto) on 127.0.0.1 with a bucket brushwork-test; yields the client environment."""
     pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import s3fs
+    pytest.importorskip("moto.server")
+    sys.path.insert(0, str(REPO / "bench"))
+    from s3_server import s3_server as counting_server
 
-    s3fs.S3FileSystem.clear_instance_cache()
-    s3fs.S3FileSystem(client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]}).mkdir("brushwork-test")
-    try:
+    with counting_server("brushwork-test") as (env, _):
         yield env
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.mark.slow
