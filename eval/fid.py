@@ -16,9 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
-from brushwork import cli, config, fid
+from brushwork import cli, config
 from brushwork.errors import BrushworkError
 from brushwork.fileio import atomic_write_text
 from brushwork.schemas.eval import FIDConfig
@@ -27,6 +25,9 @@ from brushwork.schemas.eval import FIDConfig
 def main(cfg: FIDConfig) -> int:
     if not cfg.fake or not cfg.real:
         raise BrushworkError("--fake and --real are required (folders or shard roots)")
+    import torch  # imported once the flags are good: --help and flag errors answer at once
+
+    from brushwork import fid
     device = "cuda" if torch.cuda.is_available() else "cpu"
     net = fid.inception(cfg.inception_weights or None, cfg.random_features).to(device)
     f_fake = fid.features(net, fid.images_from(cfg.fake, cfg.split, cfg.domain), cfg.batch_size, device)

@@ -18,22 +18,23 @@ x W, H and W multiples of 4, dynamic) and checks onnxruntime's output against to
 on the first input image and on a second size.
 """
 
+from __future__ import annotations
+
 import sys
 from functools import partial
-
-import torch
+from typing import TYPE_CHECKING
 
 from brushwork import cli
-from brushwork.apply import apply_folder, device_for
 from brushwork.errors import BrushworkError
-from brushwork.ledger import network_fingerprint
-from brushwork.fast_style import export_onnx, load_stylizer
-from brushwork.images import from_unit_tensor, to_unit_tensor
 from brushwork.schemas.eval import StylizeConfig
-from brushwork.translate import pad_for_network
+
+if TYPE_CHECKING:
+    import torch
 
 
 def style_weights(cfg: StylizeConfig, n_styles: int, names: list[str]) -> tuple[torch.Tensor, str]:
+    import torch
+
     if cfg.style_mix:
         if len(cfg.style_mix) != n_styles:
             raise BrushworkError(f"--style_mix has {len(cfg.style_mix)} weights but the network has {n_styles} "
@@ -46,16 +47,27 @@ def style_weights(cfg: StylizeConfig, n_styles: int, names: list[str]) -> tuple[
     return torch.nn.functional.one_hot(torch.tensor(cfg.style_index), n_styles).float(), names[cfg.style_index]
 
 
-@torch.no_grad()
 def stylize(net, weights: torch.Tensor, images, device) -> list:
-    x = torch.stack([to_unit_tensor(img) for img in images]).to(device)
-    padded, (h, w) = pad_for_network(x)
-    y = net(padded, weights.to(device).expand(len(images), -1))[..., :h, :w]
+    import torch
+
+    from brushwork.images import from_unit_tensor, to_unit_tensor
+    from brushwork.translate import pad_for_network
+
+    with torch.no_grad():
+        x = torch.stack([to_unit_tensor(img) for img in images]).to(device)
+        padded, (h, w) = pad_for_network(x)
+        y = net(padded, weights.to(device).expand(len(images), -1))[..., :h, :w]
     return [from_unit_tensor(t) for t in y]
 
 
 def main(cfg: StylizeConfig) -> int:
+    # the library (torch) is imported here, not at the top: --help and flag errors answer at once
+    import torch
     from accelerate import PartialState
+
+    from brushwork.apply import apply_folder, device_for
+    from brushwork.fast_style import export_onnx, load_stylizer
+    from brushwork.ledger import network_fingerprint
 
     net, used, names = load_stylizer(cfg.run, cfg.step)
     weights, style = style_weights(cfg, net.n_styles, names)

@@ -23,17 +23,16 @@ translate_config.toml. Exit status 1 if no image could be translated.
 import sys
 from functools import partial
 
-
-from brushwork import cli, pretrained
-from brushwork.apply import apply_folder, device_for
+from brushwork import cli
 from brushwork.errors import BrushworkError
-from brushwork.ledger import network_fingerprint
 from brushwork.schemas.eval import TranslateConfig
-from brushwork.translate import apply_batch, load_generator
 
 
 def networks(cfg: TranslateConfig):
     """(generator, the line naming its weights, the reverse generator or None)."""
+    from brushwork import pretrained
+    from brushwork.translate import load_generator
+
     if cfg.model:
         if cfg.reconstruct:
             raise BrushworkError(f"--reconstruct needs both generators; a released model ({cfg.model}) has one")
@@ -52,6 +51,11 @@ def networks(cfg: TranslateConfig):
 
 
 def main(cfg: TranslateConfig) -> int:
+    # the library (torch) is imported here, not at the top: --help and flag errors answer at once
+    from brushwork.apply import apply_folder, device_for
+    from brushwork.ledger import network_fingerprint
+    from brushwork.translate import apply_batch
+
     net, used, back = networks(cfg)
 
     device = device_for(cfg)

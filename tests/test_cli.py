@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 
 from brushwork import cli, config
 from brushwork.pretrained import _command as pretrained_command
-
-from conftest import REPO
 
 SCRIPTS = ["data_prep/synth.py", "data_prep/check_images.py", "data_prep/download.py", "data_prep/shard.py",
            "train/cyclegan.py", "train/gatys.py", "train/fast_style.py",
@@ -170,3 +169,26 @@ sys.exit(cli.main(cli.Command(RankConfig, main, "a rank")))
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == "buffered line" and (tmp_path / "atexit_ran").exists()
     assert cli._distributed_ended is False  # in this process nothing was distributed
+
+
+def test_every_command_answers_help_at_once_and_lists_each_flag_once():
+    """The heavy library (torch) is imported once the flags are good, so --help and a flag error are quick."""
+    import re
+    import time
+
+    for prefix, command in COMMANDS:
+        if prefix[0].startswith("bench/"):
+            continue  # benchmarks measure torch: they may import it up front
+        argv = ([sys.executable, "-m", "brushwork.pretrained"] if prefix[0].startswith("python -m")
+                else [sys.executable, str(REPO / prefix[0]), *prefix[1:]])
+        seconds = []
+        for _ in range(3):  # the best of three: a busy machine slows any one run
+            start = time.perf_counter()
+            proc = subprocess.run([*argv, "--help"], capture_output=True, text=True, cwd=REPO)
+            seconds.append(time.perf_counter() - start)
+        assert proc.returncode == 0, (prefix, proc.stderr)
+        assert min(seconds) < 1.0, f"{' '.join(prefix)} --help took {min(seconds):.2f} s"
+        flags = re.findall(r"^  (--\w+|[A-Z_]+ \(or --\w+\))", proc.stdout, re.M)
+        names = [f.split("--")[-1].rstrip(")") for f in flags]
+        assert len(names) == len(set(names)) and set(names) >= {f.name for f in dataclasses.fields(command.config)}, \
+            (prefix, sorted(n for n in names if names.count(n) > 1))

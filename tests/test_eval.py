@@ -5,11 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import assert_one_error_line, run_script, run_train, synth_shards
 from PIL import Image
 
 from brushwork import fid
-
-from conftest import REPO, assert_one_error_line, run_script, run_train, synth_shards
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +112,7 @@ def test_kid_subsets_shrink_to_half_the_smaller_set():
 
 
 def test_captions_fit_their_column_at_every_size():
-    from brushwork.grids import fitted_font, fit_text, labelled_grid, text_width
+    from brushwork.grids import fit_text, fitted_font, labelled_grid, text_width
 
     labels = ["real A", "reconstructed A", "CycleGAN: vangogh (runs/cyclegan-vangogh-2)", "Gatys: starry_night"]
     for side in (16, 32, 64, 128, 256):
@@ -127,11 +126,8 @@ def test_captions_fit_their_column_at_every_size():
 
 
 def test_fig7_columns_are_labelled_by_run_when_domains_repeat():
-    import importlib.util
+    from brushwork import grid_figures as grids
 
-    spec = importlib.util.spec_from_file_location("grids_cli", REPO / "eval" / "grids.py")
-    grids = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(grids)
     assert grids.column_labels(["runs/a", "runs/b"], ["monet", "cezanne"]) == ["monet", "cezanne"]
     assert grids.column_labels(["runs/m1", "runs/m2", "runs/c"], ["monet", "monet", "cezanne"]) == \
         ["monet (m1)", "monet (m2)", "cezanne"]

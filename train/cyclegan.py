@@ -23,8 +23,7 @@ of processes (the LR follows images seen). With stdout in a log file, a plain pr
 
 import sys
 
-from brushwork import cli, config, data, shards, trainer
-from brushwork.cyclegan import CycleGANTrainer
+from brushwork import cli, config
 from brushwork.schemas.train import CycleGANConfig
 
 
@@ -35,6 +34,10 @@ def default_preset(flags: dict) -> str | None:
 
 
 def main(cfg: CycleGANConfig) -> int:
+    # the library (torch) is imported here, not at the top: --help and flag errors answer at once
+    from brushwork import data, shards, trainer
+    from brushwork.cyclegan import CycleGANTrainer
+
     cfg = cfg.replace(data=cfg.data or f"data/shards/{cfg.domain}2photo",
                       run_dir=cfg.run_dir or f"runs/cyclegan-{cfg.domain}")
     shards.read_manifest(cfg.data)  # a missing dataset is one line before anything is created

@@ -22,12 +22,15 @@ the torch hub cache (python -m brushwork.pretrained vgg16) or --vgg_weights; --r
 
 import sys
 
-from brushwork import cli, data, shards, trainer
-from brushwork.fast_style import FastStyleTrainer, style_name
+from brushwork import cli
 from brushwork.schemas.train import FastStyleConfig
 
 
 def main(cfg: FastStyleConfig) -> int:
+    # the library (torch) is imported here, not at the top: --help and flag errors answer at once
+    from brushwork import data, shards, trainer
+    from brushwork.fast_style import FastStyleTrainer, style_name
+
     if not cfg.data:
         from brushwork.errors import BrushworkError
 

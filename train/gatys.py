@@ -28,9 +28,7 @@ VGG-19 weights come from the torch hub cache (python -m brushwork.pretrained vgg
 import sys
 from pathlib import Path
 
-import torch
-
-from brushwork import cli, config, gatys_run
+from brushwork import cli, config
 from brushwork.errors import BrushworkError
 from brushwork.progress import Progress, print_line
 from brushwork.schemas.gatys import GatysConfig
@@ -41,10 +39,14 @@ def fail_line(name: str, reason: str) -> None:
 
 
 def main(cfg: GatysConfig) -> int:
-    pairs, refused = gatys_run.read_pairs(cfg)
+    # the library (torch) is imported here, not at the top: --help and flag errors answer at once
+    import torch
     from accelerate import PartialState
     from accelerate.utils import reduce
 
+    from brushwork import gatys_run
+
+    pairs, refused = gatys_run.read_pairs(cfg)
     state = PartialState(cpu=not torch.cuda.is_available())
     rank, world, device = state.process_index, state.num_processes, state.device
     out = Path(cfg.out)
