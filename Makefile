@@ -18,6 +18,7 @@ demo: $(STAMP)
 	PYTHON=$(PY) bash launch/local/demo.sh
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile
 
 clean:

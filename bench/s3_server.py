@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 BUCKET = "brushwork-bench"
 
@@ -43,10 +43,10 @@ def counting(app, counter: Counter):
 def s3_server(bucket: str = BUCKET) -> Iterator[tuple[dict, Counter]]:
     """(environment for fsspec/s3fs clients, byte counter); ``bucket`` exists. The environment is set
     for this process while the server runs, and restored after."""
+    import logging
+
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     counter = Counter()

@@ -20,8 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (ORIGINAL, machine, paper_trainer, run_measured, spread, time_original,  # noqa: E402
-                     time_steps)
+from harness import ORIGINAL, machine, paper_trainer, run_measured, spread, time_original, time_steps  # noqa: E402
 
 from brushwork import cli  # noqa: E402
 from brushwork.schemas.bench import TrainStepBench  # noqa: E402

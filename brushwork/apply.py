@@ -11,21 +11,21 @@ inputs are skipped with a line; the resolved config goes into the output folder;
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from PIL import Image
 
 from . import cli, config, results_page
 from .config import fields_with_role
-from .schemas.eval import RENDER
 from .data import image_source, load_images, rank_share
-from .ledger import Ledger, input_fingerprint, refuse_changes
 from .errors import BrushworkError, ImageError
 from .fileio import inside
 from .images import save_image
+from .ledger import Ledger, input_fingerprint, refuse_changes
 from .progress import Progress, print_line
+from .schemas.eval import RENDER
 from .translate import stream_size_batches, test_scale
 
 Forward = Callable[[list[Image.Image]], list[Image.Image]]

@@ -24,11 +24,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
+from . import records
 from .errors import BrushworkError
 from .fileio import atomic_open, atomic_write_text, disk_error
 from .networks import strip_wrappers
@@ -41,6 +43,12 @@ PARTS = ("meta", "models", "optim", "rank")
 
 def step_name(step: int) -> str:
     return f"step_{step:08d}"
+
+
+def step_folders(root: Path) -> list[Path]:
+    """The checkpoint folders under ``root``, oldest first: ``step_`` and eight digits (a ``step_final``
+    copied there by hand is not one)."""
+    return sorted(p for p in root.glob("step_*") if p.is_dir() and records.step_folder(p.name))
 
 
 def _save(obj: Any, path: Path) -> None:
@@ -86,7 +94,7 @@ def save(run_dir: str | os.PathLike, state: dict, *, step: int, rank: int, barri
 def prune(root: Path, keep_last: int) -> None:
     """Keep the newest ``keep_last`` step folders (and always the one ``latest`` names)."""
     latest = (root / LATEST).read_text().strip() if (root / LATEST).exists() else ""
-    steps = sorted(p for p in root.glob("step_*") if p.is_dir())
+    steps = step_folders(root)
     for old in steps[:-max(1, keep_last)]:
         if old.name != latest:
             shutil.rmtree(old, ignore_errors=True)
@@ -97,7 +105,14 @@ def latest(run_dir: str | os.PathLike) -> Path | None:
     pointer = Path(run_dir) / CHECKPOINTS / LATEST
     if not pointer.exists():
         return None
-    path = pointer.parent / pointer.read_text().strip()
+    try:
+        name = pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BrushworkError(f"{pointer}: unreadable ({e}); point --resume at a folder in {pointer.parent}") from None
+    if not records.step_folder(name):  # '../../other_run/checkpoints/step_x' would resume another run
+        raise BrushworkError(f"{pointer} names {name[:80]!r}, not a step_NNNNNNNN folder of this run; point "
+                             f"--resume at a folder in {pointer.parent}")
+    path = pointer.parent / name
     if not path.is_dir():
         raise BrushworkError(f"{pointer} names {path.name}, which is missing; point --resume at another "
                              f"folder in {pointer.parent}")
@@ -112,7 +127,7 @@ def claim_run_dir(run_dir: str | os.PathLike, resume: str) -> None:
     """A run dir belongs to one run: a new run (no --resume) where checkpoints exist is refused."""
     if resume:
         return
-    found = sorted(p for p in (Path(run_dir) / CHECKPOINTS).glob("step_*") if p.is_dir())
+    found = step_folders(Path(run_dir) / CHECKPOINTS)
     if found:
         raise BrushworkError(f"{run_dir} has checkpoints up to step {step_of(found[-1])}: --resume auto to "
                              "continue, or another --run_dir")
@@ -142,7 +157,7 @@ def at_step(run_dir: str | os.PathLike, step: int | None) -> Path:
         return path
     path = Path(run_dir) / CHECKPOINTS / step_name(step)
     if not path.is_dir():
-        steps = sorted(step_of(p) for p in (Path(run_dir) / CHECKPOINTS).glob("step_*") if p.is_dir())
+        steps = [step_of(p) for p in step_folders(Path(run_dir) / CHECKPOINTS)]
         raise BrushworkError(f"{run_dir}: no checkpoint of step {step}; there are: "
                              f"{', '.join(map(str, steps)) or 'none'}")
     return path
@@ -169,11 +184,10 @@ def load_file(path: Path) -> Any:
 def load(path: Path, rank: int) -> dict:
     """The state ``save`` wrote, with this rank's part as ``rank`` ({} if the checkpoint had fewer ranks)."""
     try:
-        meta = json.loads((path / "meta.json").read_text())
-        if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as e:
+        text = (path / "meta.json").read_bytes()
+    except OSError as e:
         raise BrushworkError(f"{path}/meta.json: unreadable ({e}); resume from an older step folder") from None
+    meta = records.parse_json(text, records.CheckpointMeta, f"{path}/meta.json", "resume from an older step folder")
     rank_file = path / f"rank_{rank:05d}.pt"
     state = {"meta": meta, "models": load_file(path / "models.pt"), "optim": load_file(path / "optim.pt"),
              "rank": load_file(rank_file) if rank_file.exists() else {}}
@@ -182,6 +196,19 @@ def load(path: Path, rank: int) -> dict:
             raise BrushworkError(f"{path}/{part}.pt holds a {type(state[part]).__name__}, not a checkpoint part; "
                                  "resume from an older step folder")
     return state
+
+
+def check_parts(state: dict, expected: dict, path: Path) -> None:
+    """Each part holds at least the keys this trainer writes (a ``rank`` part may be empty: a checkpoint of
+    fewer ranks); else one line naming the file and the first missing key."""
+    for part in ("models", "optim", "rank"):
+        if part == "rank" and not state[part]:
+            continue
+        missing = [k for k in expected[part] if k not in state[part]]
+        if missing:
+            name = "rank_NNNNN.pt" if part == "rank" else f"{part}.pt"
+            raise BrushworkError(f"{path}/{name}: no {missing[0]!r} (damaged, or written by another kind of run); "
+                                 "resume from an older step folder")
 
 
 def check_compatible(meta: dict, arch: dict, path: Path) -> None:

@@ -26,8 +26,9 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import config
 from .errors import BrushworkError, ConfigError
@@ -62,10 +63,12 @@ def started() -> None:
 
 
 def rank() -> int:
+    """This process's rank; 0 when RANK is unset or cannot be one (so its error line is still printed)."""
     try:
-        return int(os.environ.get("RANK", "0"))
+        r = int(os.environ.get("RANK", "0"))
     except ValueError:
         return 0
+    return r if 0 <= r < _world() else 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,6 +254,9 @@ def _run(command: Command | dict[str, Command], argv: list[str] | None, prog: st
         if "-h" in argv or "--help" in argv:
             return _print_help(help_text(command, prog))
         cfg = resolve(command, argv)
+        from .distributed import check_launch_environment
+
+        check_launch_environment()
         result = command.run(cfg)
     except BaseException as e:  # noqa: BLE001 - mapped to exit codes below
         return handle(e, prog)

@@ -18,20 +18,16 @@ import dataclasses
 import difflib
 import math
 import os
-import sys
+import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from .errors import ConfigError
 from .fileio import atomic_write_text, is_within
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 # package data (setup.cfg), so presets are found after any install, editable or not
 CONFIG_ROOT = Path(str(resources.files(__package__))) / "presets"
@@ -382,15 +378,21 @@ def write_resolved(cfg: Any, out_dir: str | os.PathLike, name: str = "config.tom
     return path
 
 
-def read_resolved(path: str | os.PathLike) -> dict[str, Any]:
-    """The values of a resolved config file (as written by ``write_resolved``); {} if there is none."""
+def read_resolved(path: str | os.PathLike, schema: Any = None) -> dict[str, Any]:
+    """The values of a resolved config file (as written by ``write_resolved``); {} if there is none.
+    With ``schema`` (a ``records`` model) the fields other commands read are checked too."""
     path = Path(path)
     if not path.is_file():
         return {}
     try:
-        return tomllib.loads(path.read_text())
+        values = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
         raise ConfigError(f"{path}: unreadable config ({e}); restore it or remove it") from None
+    if schema is not None:
+        from . import records
+
+        records.check(values, schema, str(path), "restore it (it is written by the run) or remove it")
+    return values
 
 
 def describe(cls: type, defaults: Any = None) -> str:

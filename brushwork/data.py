@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -475,13 +475,13 @@ def image_source(source: str, split: str = "test", domain: str = "A") -> list[So
     Nothing is decoded: a list of names and where to read them (shard samples by index, from the
     manifest's counts), so a rank can take its share before reading any pixels.
     """
-    from .fileio import distinct_stems
+    from .fileio import MAX_NAME_BYTES, distinct_stems, fit_name
     from .images import find_images
     from .storage import filesystem
 
     fs, root = filesystem(source)
-    if fs.exists(f"{root}/manifest.json"):
-        return [SourceImage(f"{key}.png", shard=(shard, index))
+    if fs.exists(f"{root}/manifest.json"):  # keys are distinct within a split; a long one is cut like a file name
+        return [SourceImage(f"{fit_name(key, MAX_NAME_BYTES - 4, key)}.png", shard=(shard, index))
                 for shard in domain_shards(source, split, domain).shards for index, key in enumerate(shard.keys)]
     path = Path(source)
     files = find_images(path, unreadable=True)

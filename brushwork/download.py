@@ -6,8 +6,8 @@ import json
 import shutil
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import BrushworkError
 from .fileio import atomic_write_text

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import checkpoint, gatys, vgg
+from . import checkpoint, gatys, records, vgg
 from .errors import BrushworkError
 from .images import load_image, to_unit_tensor
 from .style_net import TransformerNet
@@ -174,7 +174,6 @@ def _net_from_state(state, what: str) -> TransformerNet:
 
 def load_stylizer(source: str | Path, step: int | None = None) -> tuple[TransformerNet, str, list[str]]:
     """(network, which weights, style names) from a run dir (newest checkpoint or ``step``) or an exported .pth."""
-    import json
 
     from . import config
 
@@ -185,7 +184,7 @@ def load_stylizer(source: str | Path, step: int | None = None) -> tuple[Transfor
         if isinstance(models, dict) and "G_A" in models and "net" not in models:
             raise BrushworkError(f"{source}: a CycleGAN run, not a fast-style run; use eval/translate.py {source}")
         net = _net_from_state(models.get("net") if isinstance(models, dict) else models, f"{ckpt / 'models.pt'}")
-        styles = [style_name(p) for p in config.read_resolved(source / "config.toml").get("style", [])]
+        styles = [style_name(p) for p in config.read_resolved(source / "config.toml", records.RunConfig).get("style", [])]
         used = f"fast-style network of {source} at step {checkpoint.step_of(ckpt)} ({ckpt / 'models.pt'})"
     elif source.is_file():
         if step is not None:
@@ -194,10 +193,8 @@ def load_stylizer(source: str | Path, step: int | None = None) -> tuple[Transfor
         info = source.parent / "info.json"
         styles = []
         if info.is_file():
-            try:
-                styles = list(json.loads(info.read_text()).get("styles", []))
-            except (ValueError, AttributeError):
-                pass
+            styles = list(records.parse_json(info.read_bytes(), records.ExportInfo, str(info),
+                                             "restore it or remove it (styles are then numbered)").get("styles", []))
         used = f"fast-style network {source}"
     else:
         raise BrushworkError(f"{source}: no such run folder or network file")

@@ -8,15 +8,15 @@ TensorFlow Inception graph. Random features (tests) are flagged as not comparabl
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from .errors import BrushworkError
-from .linalg import sqrtm_psd
 from .images import IMAGENET_MEAN, IMAGENET_STD, to_unit_tensor
+from .linalg import sqrtm_psd
 from .weights import resolve as resolve_weights
 
 MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)

@@ -13,9 +13,10 @@ import hashlib
 import os
 import re
 import unicodedata
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from .errors import BrushworkError
 
@@ -29,6 +30,9 @@ def disk_error(path: str | os.PathLike, err: OSError) -> BrushworkError:
                               "kept, the unfinished one was not written)")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return BrushworkError(f"cannot write {path}: {err.strerror}; choose a writable location")
+    if err.errno == errno.EFBIG:
+        return BrushworkError(f"cannot write {path}: larger than this shell's file-size limit (ulimit -f); raise "
+                              "the limit and rerun (finished files are kept, the unfinished one was not written)")
     return BrushworkError(f"cannot write {path}: {err.strerror or err}")
 
 
@@ -162,7 +166,7 @@ def distinct_stems(names: list[str], keep: str = ".png", ids: list[str] | None =
     "sub/a"); inputs whose stems collide ("a.jpg", "a.png") keep their whole name as the stem
     ("a.jpg" → "a.jpg", so the output is "a.jpg.png"), except the one whose extension is already
     ``keep`` ("a.png" → "a"). Anything still equal after that gets a short hash of its id (``ids``,
-    e.g. full paths; default: the name).
+    e.g. full paths; default: the name). A part too long for a file name is cut (``fit_name``).
     """
     plain = [n.rsplit(".", 1)[0] if "." in n.rsplit("/", 1)[-1] else n for n in names]
     counts: dict[str, int] = {}
@@ -172,8 +176,19 @@ def distinct_stems(names: list[str], keep: str = ".png", ids: list[str] | None =
     seen: dict[str, int] = {}
     for stem in stems:
         seen[stem.lower()] = seen.get(stem.lower(), 0) + 1
-    return [stem if seen[stem.lower()] == 1 else f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
-            for key, stem in zip(ids or names, stems)]
+    stems = [stem if seen[stem.lower()] == 1 else f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+             for key, stem in zip(ids or names, stems)]
+    return ["/".join(fit_name(part, MAX_NAME_BYTES - (len(keep) if i == stem.count("/") else 0), key)
+                     for i, part in enumerate(stem.split("/"))) for key, stem in zip(ids or names, stems)]
+
+
+def fit_name(name: str, room: int, key: str) -> str:
+    """``name`` if it fits in ``room`` bytes, else its first bytes, '-' and a short hash of ``key`` (the
+    full name or path), so two long names that begin alike still get distinct results."""
+    if len(name.encode()) <= room:
+        return name
+    head = name.encode()[:room - 9].decode("utf-8", "ignore")
+    return f"{head}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
 def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:

@@ -31,7 +31,7 @@ from PIL import Image
 
 from . import config, gatys, optim
 from .errors import BrushworkError, ConfigError, ImageError
-from .fileio import atomic_write_text, distinct_stems, safe_name
+from .fileio import MAX_NAME_BYTES, atomic_write_text, distinct_stems, fit_name, safe_name
 from .images import find_images, from_unit_tensor, image_size, load_image, save_image, to_unit_tensor
 from .schemas.gatys import PAIR_KEYS, RENDER_KEYS, GatysConfig
 from .vgg import VGGFeatures, layer_index, layer_names
@@ -67,15 +67,17 @@ def read_pairs(cfg: GatysConfig) -> tuple[list[Pair], list[Failed]]:
     if cfg.pairs:
         pairs = _pairs_file(Path(cfg.pairs), cfg)
     elif cfg.content and cfg.style:
-        contents = [str(p) for p in find_images(cfg.content)]
-        styles = [str(p) for p in find_images(cfg.style)]
+        contents = [str(p) for p in find_images(cfg.content, unreadable=True)]
+        styles = [str(p) for p in find_images(cfg.style, unreadable=True)]
         if not contents or not styles:
             raise BrushworkError(f"no images in {cfg.content if not contents else cfg.style}")
         check_weights(cfg, 1, "flags")
         # names from stems; files whose stems collide (a.jpg, a.png) are told apart as the eval tools do
         label = dict(zip(contents, distinct_stems([Path(c).name for c in contents], ids=contents)))
         label.update(zip(styles, distinct_stems([Path(s).name for s in styles], ids=styles)))
-        pairs = [_pair(c, (s,), cfg, f"{label[c]}__{label[s]}") for c in contents for s in styles]
+        room = MAX_NAME_BYTES - len(".png")  # two long stems together: cut to one file name
+        pairs = [_pair(c, (s,), cfg, fit_name(f"{label[c]}__{label[s]}", room, f"{c}\n{s}"))
+                 for c in contents for s in styles]
     else:
         raise BrushworkError("give --content and --style (files or folders), or --pairs FILE")
     counts = Counter(p.name for p in pairs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +105,21 @@ def read_error(path: str | os.PathLike, err: OSError) -> ImageError:
     return ImageError(f"{path}: cannot read ({err.strerror or err})")
 
 
+def check_regular(path: str | os.PathLike, name: str | None = None) -> None:
+    """ImageError unless ``path`` is a regular file (reading a FIFO named ``x.jpg`` would block forever)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise read_error(name or path, e) from None
+    if stat.S_ISDIR(mode):
+        raise ImageError(f"{name or path}: is a folder, not an image file")
+    if not stat.S_ISREG(mode):
+        raise ImageError(f"{name or path}: not a regular file (a FIFO, socket or device); move it out of the folder")
+
+
 def load_image_bytes(path: str | os.PathLike) -> bytes:
     """The bytes of an image file; ImageError naming the file if it cannot be read."""
+    check_regular(path)
     try:
         return Path(path).read_bytes()
     except OSError as e:
@@ -124,6 +138,7 @@ def image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     missing, not images, or over the pixel cap give the same ImageError ``load_image`` would; damage
     past the header is found only when the pixels are decoded.
     """
+    check_regular(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -226,8 +241,8 @@ def find_images(root: str | os.PathLike, unreadable: bool = False) -> list[Path]
     """Every file under ``root`` (recursive) with an image extension, any case, sorted; hidden folders
     (``.page/``, ``.brushwork/``, ``.parts/``: the tools' own) are not searched.
 
-    ``unreadable``: also list image-named symlinks that lead nowhere (broken, or a loop), so the
-    caller can report them instead of skipping them silently.
+    ``unreadable``: also list image-named entries that cannot be read as files (broken or looping
+    symlinks, FIFOs, sockets), so the caller can report them instead of skipping them silently.
     """
     root = Path(root)
     if not root.exists():
@@ -236,4 +251,4 @@ def find_images(root: str | os.PathLike, unreadable: bool = False) -> list[Path]
         return [root]
     return sorted(p for p in root.rglob("*") if is_image_name(p.name)
                   and not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])
-                  and (p.is_file() or (unreadable and p.is_symlink() and not p.is_dir())))
+                  and (p.is_file() or (unreadable and not p.is_dir())))

@@ -83,7 +83,7 @@ class Ledger:
             if old_hash != self.hash:
                 old = known.get(old_hash, {})
                 diffs = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in self.settings.items() if old.get(k) != v]
-                found.append((name, diffs[0] if diffs else "other settings"))
+                found.append((name, ", ".join(diffs) if diffs else "other settings"))
             elif old_input != fingerprint:
                 found.append((name, "its input changed since"))
         return found

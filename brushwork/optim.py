@@ -14,7 +14,7 @@ per-sample Adam; it is provided with the same interface.
 
 from __future__ import annotations
 
-from typing import Callable, Generator
+from collections.abc import Callable, Generator
 
 import torch
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 

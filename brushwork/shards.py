@@ -23,20 +23,30 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
 import tarfile
+import warnings
 import zipfile
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 from PIL import Image
 
 from .errors import BrushworkError, ImageError
 from .fileio import write_url
-from .images import DEFAULT_MAX_PIXELS, decode_image, encode_png, find_images, is_image_name
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    check_regular,
+    decode_image,
+    encode_png,
+    find_images,
+    is_image_name,
+)
 from .storage import filesystem, storage_error
 
 SPLIT_FOLDERS = {"trainA": ("train", "A"), "trainB": ("train", "B"), "testA": ("test", "A"), "testB": ("test", "B")}
@@ -135,7 +145,11 @@ def _sources_from_zip(path: Path) -> list[Source]:
     found = []
     try:
         with zipfile.ZipFile(path) as zf:
-            for info in sorted(zf.infolist(), key=lambda i: i.filename):
+            members = {info.filename: info for info in zf.infolist()}  # a name stored twice: the last copy,
+            repeated = len(zf.infolist()) - len(members)                # as zf.read(name) gives
+            if repeated:
+                warnings.warn(f"{path}: {repeated} member name(s) stored more than once; the last copy of each is used")
+            for info in sorted(members.values(), key=lambda i: i.filename):
                 member = PurePosixPath(info.filename)
                 where = _split_of(member.parts[:-1])
                 if info.is_dir() or where is None or not is_image_name(member.name):
@@ -173,6 +187,7 @@ def read_source(source: Source) -> bytes:
             zip_path, member = source.location.split("::", 1)
             with zipfile.ZipFile(zip_path) as zf:
                 return zf.read(member)
+        check_regular(source.location, source.rel)
         return Path(source.location).read_bytes()
     except zipfile.BadZipFile as e:
         raise ImageError(f"{source.rel}: damaged zip member ({e})") from None
@@ -234,13 +249,21 @@ def plan_fingerprint(sources: list[Source], settings: dict) -> str:
 
 
 def assign_keys(sources: list[Source]) -> dict[str, str]:
-    """A key per source, unique across the dataset: names that sanitise alike all get a hash suffix."""
+    """A key per source, unique across the dataset: names that sanitise alike all get a hash suffix, longer
+    where a suffixed key equals another file's own key ("a b.png", "a_b.png" and "a_b-<hash>.png")."""
     plain = {s.rel: sample_key(s.rel) for s in sources}
-    taken: dict[str, int] = {}
-    for key in plain.values():
-        taken[key] = taken.get(key, 0) + 1
-    return {rel: key if taken[key] == 1 else f"{key}-{hashlib.sha1(rel.encode()).hexdigest()[:8]}"
-            for rel, key in plain.items()}
+    counts = Counter(plain.values())
+    taken = {key for key, n in counts.items() if n == 1}
+    keys = {}
+    for rel, key in plain.items():
+        if counts[key] > 1:
+            digest = hashlib.sha1(rel.encode()).hexdigest()
+            candidates = itertools.chain((f"{key}-{digest[:n]}" for n in (8, 16, 40)),
+                                         (f"{key}-{digest}-{i}" for i in itertools.count()))
+            key = next(k for k in candidates if k not in taken)
+            taken.add(key)
+        keys[rel] = key
+    return keys
 
 
 def job_shards(plans: list[ShardPlan], job_index: int, num_jobs: int) -> list[ShardPlan]:
@@ -371,7 +394,7 @@ def write_shards(plans: list[ShardPlan], out: str, opts: ShardOptions, workers: 
     if workers > 1 and len(todo) > 1 and fs.protocol not in ("memory", ("memory",)):
         import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(workers) as pool:
+        with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:  # no idle interpreters
             for record in pool.imap_unordered(_write_shard_star, args):
                 if progress:
                     progress.update(record["samples"] + len(record["rejected"]))
@@ -516,22 +539,23 @@ def write_manifest(plans: list[ShardPlan], out: str, source: dict) -> dict:
 
 
 def read_manifest(out: str, current: bool = True) -> dict:
-    """The manifest of a shard folder; a clear error if it is missing, unreadable or (``current``) too old."""
+    """The manifest of a shard folder, checked field by field (``records.Manifest``); one line if it is
+    missing, unreadable, damaged or (``current``) of an older format."""
+    from . import records
+
     fs, root = filesystem(out)
     path = f"{root}/{MANIFEST}"
     try:
-        manifest = json.loads(fs.cat_file(path))
+        data = fs.cat_file(path)
     except FileNotFoundError:
         raise BrushworkError(f"{out}: no {MANIFEST}; run data_prep/shard.py to make the shards first") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BrushworkError(f"{out}/{MANIFEST}: not valid JSON; rerun data_prep/shard.py") from None
     except Exception as e:  # object storage that cannot serve at all: one line, not the client's traceback
         mapped = storage_error(out, e)
         if mapped is None:
             raise
         raise mapped from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), list):
-        raise BrushworkError(f"{out}/{MANIFEST}: no list of shards; rerun data_prep/shard.py --overwrite")
+    manifest = records.parse_json(data, records.Manifest, f"{out}/{MANIFEST}",
+                                  "rerun data_prep/shard.py --overwrite (it rewrites the shards)")
     if current and manifest.get("format") != FORMAT_VERSION:
         if manifest.get("format") == 2:
             raise BrushworkError(f"{out}: shards of an earlier version (format 2) list no sample offsets; add them "
@@ -542,27 +566,38 @@ def read_manifest(out: str, current: bool = True) -> dict:
 
 
 def shard_refs(out: str, manifest: dict, split: str, domain: str) -> list:
-    """One split/domain's shards as ``ShardRef``s (URL, keys, offsets, size), each entry checked."""
+    """One split/domain's shards as ``ShardRef``s (URL, keys, offsets, size), each checked against the
+    folder: present, and of the size the manifest records (one listing per folder, not a request per shard)."""
     from .shard_reader import ShardRef
 
     fs, root = filesystem(out)
+    entries = [e for e in manifest["shards"] if (e["split"], e["domain"]) == (split, domain)]
+    if not entries:
+        raise BrushworkError(f"{out}: no {split} {domain} shards in the manifest")
+    sizes = {}
+    for folder in sorted({e["name"].rpartition("/")[0] for e in entries}):
+        try:
+            listing = fs.ls(f"{root}/{folder}".rstrip("/"), detail=True)
+        except FileNotFoundError:
+            listing = []
+        for item in listing:
+            base = str(item["name"]).rstrip("/").rpartition("/")[2]
+            sizes[f"{folder}/{base}" if folder else base] = item.get("size")
     refs = []
-    for entry in manifest["shards"]:
-        if not isinstance(entry, dict) or (entry.get("split"), entry.get("domain")) != (split, domain):
-            continue
-        name, keys, offsets, size = (entry.get(k) for k in ("name", "keys", "offsets", "bytes"))
-        ok = (isinstance(name, str) and isinstance(keys, list) and isinstance(offsets, list)
-              and isinstance(size, int) and len(offsets) == len(keys) + 1 == entry.get("samples", -1) + 1
-              and all(isinstance(o, int) for o in offsets) and offsets == sorted(offsets) and offsets[-1] <= size)
-        if not ok:
-            raise BrushworkError(f"{out}/{MANIFEST}: the entry of {name or 'a shard'} is damaged (keys, offsets, "
-                                 "samples or bytes); rerun data_prep/shard.py --overwrite")
-        refs.append(ShardRef(f"{str(out).rstrip('/')}/{name}", tuple(keys), tuple(offsets), size))
-        if not fs.exists(f"{root}/{name}"):
+    for entry in entries:
+        name = entry["name"]
+        if entry.get("keys") is None:
+            raise BrushworkError(f"{out}/{MANIFEST}: the entry of {name} lists no sample offsets; add them with: "
+                                 f"python data_prep/shard.py --reindex --out {out}")
+        if name not in sizes:
             raise BrushworkError(f"{out}/{name}: shard listed in the manifest is missing; "
                                  "rerun data_prep/shard.py to rewrite it")
-    if not refs:
-        raise BrushworkError(f"{out}: no {split} {domain} shards in the manifest")
+        if sizes[name] is not None and sizes[name] != entry["bytes"]:
+            raise BrushworkError(f"{out}/{name}: {sizes[name]} bytes but the manifest lists {entry['bytes']} "
+                                 "(replaced or truncated after sharding); delete it and rerun data_prep/shard.py, "
+                                 "which rewrites it")
+        refs.append(ShardRef(f"{str(out).rstrip('/')}/{name}", tuple(entry["keys"]), tuple(entry["offsets"]),
+                             entry["bytes"]))
     return refs
 
 
@@ -615,7 +650,10 @@ def source_record(description: str, path: str | None = None) -> dict:
     elif path:  # a folder that data_prep/download.py extracted: carry its URL and zip checksum
         sidecar = Path(path).parent / f"{Path(path).name}.source.json"
         if sidecar.is_file():
-            record.update(json.loads(sidecar.read_text()))
+            from . import records
+
+            record.update(records.parse_json(sidecar.read_bytes(), records.SourceSidecar, str(sidecar),
+                                             "remove it (it only records where the download came from)"))
     return record
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .images import encode_png
 from .fileio import atomic_write_bytes
+from .images import encode_png
 
 # warm, daylight colours; scene colours are drawn near these
 PALETTE_A = np.array([

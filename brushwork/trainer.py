@@ -131,6 +131,7 @@ class TrainingLoop:
         if path is None:
             return None
         state = checkpoint.load(path, self.rank)
+        checkpoint.check_parts(state, self.trainer.state_dict(), path)
         checkpoint.check_compatible(state["meta"], self.trainer.arch, path)
         allowed = self.check_changes(state["meta"], path)
         self.load_state_dict(state)

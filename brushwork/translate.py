@@ -7,14 +7,13 @@ which file (and training step) it came from. A run dir means its newest checkpoi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import checkpoint
+from . import checkpoint, records
 from .errors import BrushworkError
 from .images import from_tensor, to_tensor
 from .networks import ResnetGenerator, generator_arch, strip_wrappers
@@ -128,8 +127,6 @@ def load_generator(source: str | Path, direction: str = "AtoB", step: int | None
     info = source.parent / "info.json"
     at = ""
     if info.is_file():
-        try:
-            at = f" (exported at step {json.loads(info.read_text())['step']})"
-        except (ValueError, KeyError, TypeError):
-            pass
+        step = records.parse_json(info.read_bytes(), records.ExportInfo, str(info), "restore it or remove it")
+        at = f" (exported at step {step.get('step', '?')})"
     return _generator_from_state(state, str(source), winograd), f"generator {source}{at}"

@@ -27,7 +27,7 @@ TILE = 4  # output pixels per tile side
 SPAN = TILE + 2  # input pixels per tile side (3x3 kernel)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _transforms() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Kronecker forms of Lavin's F(4x4, 3x3) matrices (points 0, ±1, ±2), built in float64."""
     Bt = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],

@@ -2,9 +2,10 @@
 and the one command-line parser every command uses."""
 
 import dataclasses
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
+from conftest import assert_one_error_line, run_script
 
 from brushwork import cli, config
 from brushwork.config import Config, build, load_config, load_preset, setting, to_toml
@@ -12,8 +13,6 @@ from brushwork.errors import ConfigError
 from brushwork.schemas.data import ShardConfig
 from brushwork.schemas.gatys import PAIR_KEYS, RENDER_KEYS, GatysConfig
 from brushwork.schemas.train import CycleGANConfig, FastStyleConfig
-
-from conftest import assert_one_error_line, run_script
 
 
 def test_domain_preset_sets_paths_and_keeps_the_paper_defaults():
@@ -124,7 +123,7 @@ class Mixed(Config):
     name: str = setting('quo"te\\d', "a string with escapes")
     layers: tuple[str, ...] = setting(("conv_1", "conv_2"), "a list")
     weights: tuple[float, ...] = setting((0.2, 1e-7), "floats", min=0)
-    cap: Optional[int] = setting(None, "optional", min=1)
+    cap: int | None = setting(None, "optional", min=1)
     ratio: float = setting(1e-7, "tiny float")
     on: bool = setting(True, "flag")
     mode: Literal["a", "b"] = setting("a", "a choice")

@@ -7,15 +7,13 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from conftest import make_synth
 from PIL import Image
 
-from brushwork import data
-from brushwork import shards
-from brushwork.shard_reader import read_samples
+from brushwork import data, shards
 from brushwork.data import Augment, train_loader
 from brushwork.errors import BrushworkError
-
-from conftest import make_synth
+from brushwork.shard_reader import read_samples
 
 DEFAULT_PER_SHARD = 64  # ShardConfig's default
 
@@ -249,18 +247,21 @@ def truncate_shard(path, keep_samples):
 def test_a_truncated_shard_is_an_error_naming_it(tmp_path):
     root = shard_dataset(tmp_path, n_a=8, n_b=8, per_shard=4)
     shard = tmp_path / "shards" / "train" / "A-000001.tar"
-    truncate_shard(shard, 3)
     loader, _ = train_loader(root, batch_size=1, rank=0, world=1, num_workers=0, seed=0, aug=AUG)
+    workers, _ = train_loader(root, batch_size=1, rank=0, world=1, num_workers=2, seed=0, aug=AUG)
+    truncate_shard(shard, 3)  # while the job runs: each read checks the length
     with pytest.raises(BrushworkError, match=r"A-000001.tar: 10240 bytes but the manifest lists 20480 \(replaced or "
                                               "truncated"):
         for _ in data.batches(loader):
             pass
     # through worker processes the error comes back as the same one line, not a wrapped traceback
-    loader, _ = train_loader(root, batch_size=1, rank=0, world=1, num_workers=2, seed=0, aug=AUG)
     with pytest.raises(BrushworkError) as err:
-        for _ in data.batches(loader):
+        for _ in data.batches(workers):
             pass
     assert "\n" not in str(err.value) and "A-000001.tar: 10240 bytes but the manifest lists" in str(err.value)
+    # before the job starts: the folder listing shows it at once
+    with pytest.raises(BrushworkError, match=r"A-000001.tar: 10240 bytes but the manifest lists 20480 \(replaced"):
+        train_loader(root, batch_size=1, rank=0, world=1, num_workers=0, seed=0, aug=AUG)
 
 
 def test_a_shard_replaced_by_one_of_equal_length_is_an_error_naming_it(tmp_path):

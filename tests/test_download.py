@@ -9,10 +9,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import assert_one_error_line, make_synth, run_script
 
 from brushwork.shards import file_sha256
-
-from conftest import assert_one_error_line, make_synth, run_script
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):

@@ -9,14 +9,13 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, SAMPLES, TRAIN_ENV, assert_one_error_line, free_port, kill_tree, run_script, synth_shards
 from PIL import Image
 
 from brushwork.errors import BrushworkError
 from brushwork.fast_style import FastStyleTrainer
 from brushwork.schemas.train import FastStyleConfig
 from brushwork.style_net import ConditionalInstanceNorm2d, TransformerNet
-
-from conftest import REPO, SAMPLES, TRAIN_ENV, assert_one_error_line, free_port, kill_tree, run_script, synth_shards
 
 STYLES = SAMPLES / "gatys" / "style"
 TINY = ["--random_vgg", "--width", "8", "--size", "32", "--batch_size", "2", "--log_every", "2", "--sample_every", "4"]

@@ -8,6 +8,7 @@ disk, and the debug switch.
 
 import errno
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -15,13 +16,13 @@ import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from conftest import REPO, SAMPLES, TINY_GAN, TRAIN_ENV, make_synth, run_script, run_train, synth_shards
+from PIL import Image
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +33,9 @@ class Case:
     argv: list
     rc: int                     # expected exit code
     needles: tuple = ()         # in the one error line (rc != 0) or in stdout+stderr (rc == 0)
-    out: str | None = None      # the only place the case may write (relative to the workspace)
+    out: str | tuple | None = None  # the only place(s) the case may write (relative to the workspace)
     stdin_env: dict = field(default_factory=dict)
+    fsize_kb: int | None = None     # a file-size limit (ulimit -f) for the case's process
 
 
 def digest(root):
@@ -99,7 +101,105 @@ def ws(tmp_path_factory):
     nan_state = ResnetGenerator(ngf=8, n_blocks=2).state_dict()
     nan_state["model.1.weight"][0, 0, 0, 0] = float("nan")
     torch.save(nan_state, bad / "nan_G.pth")
+    second_sweep(w, shards, content, style)
     return w
+
+
+def edited_copy(src, dst, edit=None, name="manifest.json"):
+    """A copy of the folder ``src`` whose JSON file ``name`` went through ``edit``."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    if edit is not None:
+        path = dst / name
+        value = json.loads(path.read_text())
+        result = edit(value)  # edits in place (None) or returns a new value
+        path.write_text(json.dumps(value if result is None else result))
+    return dst
+
+
+def second_sweep(w, shards, content, style):
+    """Inputs of the second sweep: damaged records, colliding and odd names, earlier outputs to rerun into."""
+    import shutil
+
+    def image(path, value, size=(36, 36)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((*size[::-1], 3), value, np.uint8)).save(path)
+
+    image(w / "dup" / "a.png", 80)
+    image(w / "dup" / "a.jpg", 160)
+    image(w / "odd" / ("x" * 236 + ".png"), 90)
+    image(w / "odd" / "ok.png", 30)
+    (w / "odd" / "._ok.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (w / "odd" / "a0.png").write_bytes(b"")
+    for d in "AB":
+        for i in range(2):
+            image(w / "fifo_src" / f"train{d}" / f"{i}.png", 40 * i)
+    os.mkfifo(w / "fifo_src" / "trainB" / "fifo.jpg")
+    for i in range(3):
+        image(w / "mine" / "train" / f"x{i}.png", 20 * i)
+        image(w / "mine" / "test" / f"y{i}.png", 30 * i)
+    (w / "mine" / "train" / "annotations.json").write_text('{"mine": true}')
+    # keys: "a b" and "a_b" sanitise alike and get hash suffixes; a third file is named like one of those
+    image(w / "keyclash" / "trainA" / "a b.png", 10)
+    image(w / "keyclash" / "trainA" / "a_b.png", 20)
+    suffix = hashlib.sha1(b"trainA/a b.png").hexdigest()[:8]
+    image(w / "keyclash" / "trainA" / f"a_b-{suffix}.png", 30)
+    image(w / "keyclash" / "trainB" / "b.png", 40)
+    with zipfile.ZipFile(w / "bad" / "dupmembers.zip", "w") as zf:
+        for name in ("ds/trainA/a.png", "ds/trainA/a.png", "ds/trainB/b.png"):
+            buf = io.BytesIO()
+            Image.new("RGB", (16, 16), (9, 9, 9)).save(buf, "PNG")
+            zf.writestr(name, buf.getvalue())
+    image(w / "sidecar" / "trainA" / "a.png", 10)
+    image(w / "sidecar" / "trainB" / "b.png", 20)
+    (w / "sidecar.source.json").write_text("<html>not json")
+    image(w / "long_src" / "trainA" / ("k" * 248 + ".png"), 10)
+    image(w / "long_src" / "trainB" / "b.png", 20)
+    assert run_script("data_prep/shard.py", w / "long_src", "--out", w / "long_shards").returncode == 0
+    # manifests edited or damaged by hand
+    for name, edit in (("m_samples_str", lambda m: m["shards"][0].update(samples="4")),
+                       ("m_samples_missing", lambda m: m["shards"][0].pop("samples") and None),
+                       ("m_samples_list", lambda m: m["shards"][0].update(samples=[4])),
+                       ("m_samples_huge", lambda m: m["shards"][0].update(samples=1e30)),
+                       ("m_samples_negative", lambda m: m["shards"][0].update(samples=-4)),
+                       ("m_escape", lambda m: m["shards"][0].update(name="../other/train/A-000000.tar")),
+                       ("m_twice", lambda m: m["shards"].append(m["shards"][0])),
+                       ("m_not_object", lambda m: [m])):
+        edited_copy(shards, w / "manifests" / name, edit)
+    cut = edited_copy(shards, w / "manifests" / "m_short_tar")
+    tar = cut / "train" / "A-000000.tar"
+    tar.write_bytes(tar.read_bytes()[:1024])
+    # run dirs edited or damaged by hand
+    step = Path("checkpoints") / "step_00000002"
+    shutil.copytree(w / "run" / step, edited_copy(w / "run", w / "run_step_final") / "checkpoints" / "step_final")
+    torch.save({"a": 1}, edited_copy(w / "run", w / "run_rank_part") / step / "rank_00000.pt")
+    edited_copy(w / "run", w / "run_meta_type", lambda m: m.update(step="2"), name=step / "meta.json")
+    edited_copy(w / "run", w / "run_meta_missing", lambda m: m.pop("images_seen") and None, name=step / "meta.json")
+    (edited_copy(w / "run", w / "run_latest_other") / "checkpoints" / "latest").write_text(
+        "../../run/checkpoints/step_00000002\n")
+    nan_run = edited_copy(w / "run", w / "run_nan")
+    models = torch.load(nan_run / step / "models.pt", weights_only=True)
+    models["G_A"]["model.1.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(models, nan_run / step / "models.pt")
+    cfg = edited_copy(w / "run", w / "run_cfg_types") / "config.toml"
+    cfg.write_text(cfg.read_text().replace('data = "', 'data = 5\nold_data = "', 1))
+    assert run_script("train/fast_style.py", "--style", style, "--data", shards, "--run_dir", w / "fast_run",
+                      "--random_vgg", "--max_steps", 2, "--size", 32, "--batch_size", 2, "--width", 4,
+                      "--num_workers", 0).returncode == 0
+    cfg = edited_copy(w / "fast_run", w / "fast_cfg_types") / "config.toml"
+    cfg.write_text(cfg.read_text().replace("style = [", "style = 3\nold_style = [", 1))
+    synth_shards(w / "data2", n_train=6, per_shard=3)
+    # earlier outputs a rerun with other settings or inputs must not pass as done
+    assert run_script("eval/translate.py", w / "run", "--input", w / "photos", "--out", w / "translated").returncode == 0
+    assert run_script("eval/stylize.py", w / "fast" / "net.pth", "--input", w / "photos", "--out",
+                      w / "stylized").returncode == 0
+    image(w / "other_content" / "tubingen.jpg", 200, (48, 40))
+    image(w / "plus" / "a+b.png", 70)
+    (w / "bad" / "bom.jsonl").write_text("\ufeff" + json.dumps({"content": str(content), "style": str(style)}) + "\n",
+                                         encoding="utf-8")
+    image(w / "with_index" / "p.png", 60)
+    image(w / "with_index" / "index_inputs" / "q.png", 70)
 
 
 def cases(w):
@@ -271,18 +371,185 @@ def cases(w):
         Case("stylize onnx exists", ["eval/stylize.py", "fast/net.pth", "--input", photos, "--out", "y7",
                                      "--onnx", "fast/old.onnx"], 2, ("fast/old.onnx already exists", "--overwrite")),
         Case("check images none", ["data_prep/check_images.py"], 1, ("name at least one folder",)),
+        *second_sweep_cases(train, style, content),
+        *bounds_cases(train, style, content),
     ]
+
+
+def second_sweep_cases(train, style, content):
+    """Damaged records, colliding and odd names, stale outputs, changed resumes, the environment."""
+    m = "manifests"
+    resume_in = lambda run: [*train, "--run_dir", run, "--max_steps", 4, "--resume", "auto"]
+    resume = resume_in("run")
+    fast = lambda size=32: ["train/fast_style.py", "--style", style, "--data", "data/shards", "--run_dir", "fast_run",
+                            "--random_vgg", "--max_steps", 4, "--size", size, "--batch_size", 2, "--width", 4,
+                            "--num_workers", 0, "--resume", "auto"]
+    return [
+        # two inputs, one output name: both kept, by the documented rule
+        Case("translate a.jpg and a.png", ["eval/translate.py", "run", "--input", "dup", "--out", "o20"], 0,
+             ("2 image(s) into o20",), out="o20"),
+        Case("stylize a.jpg and a.png", ["eval/stylize.py", "fast/net.pth", "--input", "dup", "--out", "y20"], 0,
+             ("2 image(s) into y20",), out="y20"),
+        Case("gatys a.jpg and a.png", ["train/gatys.py", "--content", "dup", "--style", style, "--out", "g20",
+                                       "--random_vgg", "--size", 32, "--iterations", 1], 0, ("rendered 2",), out="g20"),
+        Case("gatys style with + in its name", ["train/gatys.py", "--content", content, "--style", "plus/a+b.png",
+                                                "--out", "g21", "--random_vgg", "--size", 32, "--iterations", 1], 0,
+             ("rendered 1",), out="g21"),
+        Case("gatys pairs file with a BOM", ["train/gatys.py", "--pairs", "bad/bom.jsonl", "--out", "g22",
+                                             "--random_vgg", "--size", 32, "--iterations", 1], 0, ("rendered 1",),
+             out="g22"),
+        # one odd input is skipped (or renamed), never the job
+        Case("translate long name, AppleDouble, empty file", ["eval/translate.py", "run", "--input", "odd", "--out",
+                                                              "o21"], 0,
+             ("skipped: odd/a0.png: empty file", "2 image(s) into o21, 1 unreadable"), out="o21"),
+        Case("stylize onnx after an empty first image", ["eval/stylize.py", "fast/net.pth", "--input", "odd", "--out",
+                                                         "y21", "--onnx", "y21.onnx"], 0,
+             ("onnxruntime matches torch", "1 unreadable"), out=("y21", "y21.onnx")),
+        Case("translate a 248-byte shard key", ["eval/translate.py", "run", "--input", "long_shards", "--split", "train",
+                                                "--out", "o22"], 0, ("1 image(s) into o22",), out="o22"),
+        Case("translate FIFO in the input", ["eval/translate.py", "run", "--input", "fifo_src/trainB", "--out", "o23"],
+             0, ("fifo.jpg: not a regular file", "2 image(s) into o23, 1 unreadable"), out="o23"),
+        Case("translate results page beside an index_inputs folder", ["eval/translate.py", "run", "--input",
+                                                                      "with_index", "--out", "o24", "--results_html"],
+             0, ("2 image(s) into o24",), out="o24"),
+        # shards: inputs never touched, every key distinct, nothing silently missing
+        Case("shard out is the inputs' parent", ["data_prep/shard.py", "--a", "mine/train", "--b", "mine/test", "--out",
+                                                 "mine"], 2, ("--a mine/train lies inside --out mine",)),
+        Case("shard overwrite the inputs' parent", ["data_prep/shard.py", "--a", "mine/train", "--b", "mine/test",
+                                                    "--out", "mine", "--overwrite"], 2, ("lies inside --out mine",)),
+        Case("shard keys that clash after suffixing", ["data_prep/shard.py", "keyclash", "--out", "s20"], 0,
+             ("train A 3, B 1",), out="s20"),
+        Case("shard zip with a member twice", ["data_prep/shard.py", "bad/dupmembers.zip", "--out", "s21"], 0,
+             ("stored more than once", "train A 1, B 1"), out="s21"),
+        Case("shard FIFO named .jpg", ["data_prep/shard.py", "fifo_src", "--out", "s22"], 0, ("1 rejected",),
+             out="s22"),
+        Case("shard garbage source sidecar", ["data_prep/shard.py", "sidecar", "--out", "s23"], 1,
+             ("sidecar.source.json: not valid JSON",), out="s23"),
+        Case("shard more workers than shards", ["data_prep/shard.py", "fifo_src", "--out", "s24", "--workers", 16], 0,
+             ("1 rejected",), out="s24"),
+        # manifests edited or damaged by hand
+        *[Case(f"train on manifest {name}", [*train[:4], f"{m}/{name}", *train[5:], "--run_dir", f"t_{name}"], 1,
+               needles) for name, needles in (
+            ("m_samples_str", ("manifest.json: shards.0.samples: Input should be a valid integer",)),
+            ("m_samples_missing", ("manifest.json: shards.0.samples: Field required",)),
+            ("m_samples_list", ("shards.0.samples: Input should be a valid integer",)),
+            ("m_samples_huge", ("shards.0.samples: Input should be a valid integer",)),
+            ("m_samples_negative", ("shards.0.samples: Input should be greater than or equal to 0",)),
+            ("m_escape", ("shards.0.name: '../other/train/A-000000.tar' is not a path inside the folder",)),
+            ("m_twice", ("train/A-000000.tar is listed twice",)),
+            ("m_not_object", ("manifest.json: holds a JSON list, not an object",)),
+            ("m_short_tar", ("A-000000.tar: 1024 bytes but the manifest lists",)))],
+        # run dirs edited or damaged by hand
+        Case("translate a run with a step_final folder", ["eval/translate.py", "run_step_final", "--input", "photos",
+                                                          "--out", "o25"], 0, ("step 2",), out="o25"),
+        Case("resume a damaged rank part", resume_in("run_rank_part"), 1,
+             ("rank_NNNNN.pt: no 'pool_A'",)),
+        Case("resume meta.json of wrong type", resume_in("run_meta_type"), 1,
+             ("meta.json: step: Input should be a valid integer",)),
+        Case("resume meta.json missing a key", resume_in("run_meta_missing"), 1,
+             ("meta.json: images_seen: Field required",)),
+        Case("resume latest into another run", resume_in("run_latest_other"), 1,
+             ("not a step_NNNNNNNN folder of this run",)),
+        Case("resume NaN weights", resume_in("run_nan"), 1, ("holds NaN or infinite values",)),
+        Case("grids config of wrong type", ["eval/grids.py", "run_cfg_types", "--out", "gr1"], 1,
+             ("config.toml: data: Input should be a valid string",)),
+        Case("stylize config of wrong type", ["eval/stylize.py", "fast_cfg_types", "--input", "photos", "--out", "y22"],
+             1, ("config.toml: style: Input should be a valid list",)),
+        # resume with changed settings: refused, naming each change
+        Case("resume another seed", [*resume, "--seed", 3], 1, ("seed 0 -> 3", "--allow_change seed")),
+        Case("resume other data", [*resume[:4], "data2/shards", *resume[5:]], 1, ("data ", "--allow_change data")),
+        Case("resume another crop", [*resume, "--load_size", 30, "--crop_size", 24], 1, ("crop_size 32 -> 24",)),
+        Case("resume another lambda_a", [*resume, "--lambda_a", 3], 1, ("lambda_a 10.0 -> 3.0",)),
+        Case("resume another lr", [*resume, "--lr", 0.001], 1, ("lr 0.0002 -> 0.001",)),
+        Case("fast style resume another loss network", [*fast(), "--loss_network", "vgg19"], 1,
+             ("loss_network 'vgg16' -> 'vgg19'",)),
+        Case("fast style resume another domain", [*fast(), "--domain", "A"], 1, ("domain 'B' -> 'A'",)),
+        Case("fast style resume another size", fast(48), 1, ("size 32 -> 48",)),
+        Case("fast style resume other style layers", [*fast(), "--style_layers", "relu1_2,relu2_2"], 1,
+             ("style_layers",)),
+        # reruns into a folder made with other settings or inputs
+        Case("gatys rerun with other content", ["train/gatys.py", "--content", "other_content/tubingen.jpg", "--style",
+                                                style, "--out", "renders", "--random_vgg", "--size", 32,
+                                                "--iterations", 2], 1, ("tubingen", "--overwrite")),
+        Case("translate rerun the other direction", ["eval/translate.py", "run", "--input", "photos", "--out",
+                                                     "translated", "--direction", "BtoA"], 1,
+             ("direction 'AtoB' -> 'BtoA'", "--overwrite")),
+        Case("stylize rerun another size", ["eval/stylize.py", "fast/net.pth", "--input", "photos", "--out",
+                                            "stylized", "--load_size", 24], 1, ("load_size", "--overwrite")),
+        # a documented tracker choice, a survey key beside odd folder names
+        Case("train log_with none", [*train, "--run_dir", "t_none", "--max_steps", 4, "--sample_every", 1, "--log_with",
+                                     "none"], 0, ("step 0 -> 4",), out="t_none"),
+        Case("survey out DIR/..", ["eval/survey.py", "build", "--fakes", "photos", "--reals", "real_photos", "--out",
+                                   "sv/inner/..", "--n", 2, "--size", 32, "--zip"], 0, ("answer key",),
+             out=("sv", "sv.zip", "sv_key.json", "sv_config.toml")),
+        Case("fid of a folder with itself", ["eval/fid.py", "--fake", "photos", "--real", "photos",
+                                             "--random_features", "--out", "fid1/fid.json"], 0, ("FID 0.000",),
+             out="fid1"),
+        # the environment a launcher leaves behind
+        Case("WORLD_SIZE without MASTER_ADDR", ["eval/translate.py", "run", "--input", "photos", "--out", "o26"], 1,
+             ("WORLD_SIZE=2 is set but MASTER_ADDR is not",), stdin_env={"WORLD_SIZE": "2", "RANK": "0"}),
+        Case("RANK outside WORLD_SIZE", ["eval/translate.py", "run", "--input", "photos", "--out", "o27"], 1,
+             ("RANK=4 with WORLD_SIZE=2: no such rank",),
+             stdin_env={"WORLD_SIZE": "2", "RANK": "4", "MASTER_ADDR": "127.0.0.1"}),
+        Case("WORLD_SIZE not a number", ["eval/translate.py", "run", "--input", "photos", "--out", "o28"], 1,
+             ("WORLD_SIZE='two'",), stdin_env={"WORLD_SIZE": "two"}),
+        Case("file-size limit during a checkpoint", [*train, "--run_dir", "t_fsize", "--max_steps", 2], 1,
+             ("file-size limit (ulimit -f)",), out="t_fsize", fsize_kb=64),
+    ]
+
+
+def bounds_cases(train, style, content):
+    """Numbers and words out of range, in every command: exit 2 before any work, naming the flag."""
+    photos = ["--input", "photos"]
+    gatys = ["train/gatys.py", "--content", content, "--style", style, "--out", "gb"]
+    fast = ["train/fast_style.py", "--style", style, "--data", "data/shards", "--run_dir", "fb"]
+    rows = [
+        (["eval/translate.py", "run", *photos, "--out", "ob", "--load_size", 0], "--load_size must be between 8"),
+        (["eval/translate.py", "run", *photos, "--out", "ob", "--preprocess", "stretch"], "--preprocess expects"),
+        (["eval/translate.py", "run", *photos, "--out", "ob", "--batch_size", "abc"], "--batch_size expects"),
+        (["eval/translate.py", "run", *photos, "--out", "ob", "--max_pixels", 0], "--max_pixels must be at least 1"),
+        (["eval/stylize.py", "fast/net.pth", *photos, "--out", "yb", "--batch_size", 0], "--batch_size must be"),
+        (["eval/stylize.py", "fast/net.pth", *photos, "--out", "yb", "--style_mix", "-1,2"], "--style_mix"),
+        ([*gatys, "--size", 8], "--size must be between 16"),
+        ([*gatys, "--optimizer", "sgd"], "--optimizer expects"),
+        ([*gatys, "--style_weight", -1], "--style_weight must be at least 0"),
+        ([*gatys, "--init", "zeros"], "--init expects"),
+        ([*gatys, "--lr", 0], "--lr must be at least"),
+        ([*gatys, "--parts", 0], "--parts must be at least 1"),
+        ([*fast, "--size", 8], "--size must be between 16"),
+        ([*fast, "--batch_size", 0], "--batch_size must be between 1"),
+        ([*fast, "--lr", -1], "--lr must be at least 0"),
+        ([*fast, "--loss_network", "resnet"], "--loss_network expects"),
+        ([*train, "--run_dir", "tb", "--ngf", 0], "--ngf must be between 1"),
+        ([*train, "--run_dir", "tb", "--n_blocks", 100], "--n_blocks must be between 1 and 64"),
+        ([*train, "--run_dir", "tb", "--beta1", 2], "--beta1 must be between 0"),
+        ([*train, "--run_dir", "tb", "--pool_size", -1], "--pool_size must be between 0"),
+        ([*train, "--run_dir", "tb", "--checkpoint_every", 0], "--checkpoint_every must be at least 1"),
+        ([*train, "--run_dir", "tb", "--gan_mode", "wgan"], "--gan_mode expects"),
+        (["eval/grids.py", "run", "--size", 8], "--size must be between 16"),
+        (["eval/fid.py", "--fake", "photos", "--real", "photos", "--kid_subset_size", 1], "--kid_subset_size must be"),
+        (["data_prep/shard.py", "src", "--out", "sb", "--workers", 0], "--workers must be between 1"),
+        (["eval/survey.py", "build", "--fakes", "photos", "--reals", "real_photos", "--out", "vb", "--n", "abc"],
+         "--n expects"),
+    ]
+    return [Case(f"bounds: {argv[0]} {' '.join(map(str, argv[-2:]))}", argv, 2, (needle,)) for argv, needle in rows]
 
 
 def run_case(w, case):
     argv = [sys.executable, str(REPO / case.argv[0]), *map(str, case.argv[1:])]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=w,
+    limit = None
+    if case.fsize_kb:
+        import resource
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (case.fsize_kb * 1024, case.fsize_kb * 1024))
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=w, preexec_fn=limit,
                           env={**os.environ, **TRAIN_ENV, "TORCH_HOME": str(w / "torch_home"), **case.stdin_env})
 
 
 def test_the_fault_table(ws):
     table = cases(ws)
-    assert len(table) >= 40
+    assert len(table) >= 150
     before = digest(ws)
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda c: run_case(ws, c), table))
@@ -306,7 +573,7 @@ def test_the_fault_table(ws):
             problems.append(f"{case.name}: {why}\n{err[-800:]}")
     assert not problems, "\n\n".join(problems)
     after = digest(ws)
-    allowed = {c.out for c in table if c.out}
+    allowed = {o for c in table if c.out for o in ((c.out,) if isinstance(c.out, str) else c.out)}
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
     outside = sorted(k for k in changed if not any(k == a or k.startswith(a + "/") for a in allowed))
     assert outside == [], outside  # nothing written outside the output folders; every earlier output untouched

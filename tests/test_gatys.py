@@ -4,10 +4,9 @@ import warnings
 
 import pytest
 import torch
+from conftest import SHARED
 
 from brushwork import gatys, optim, vgg
-
-from conftest import SHARED
 
 FIXTURE = SHARED / "fixtures" / "gatys_case.pth"
 

@@ -9,9 +9,8 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import REPO, SAMPLES, assert_one_error_line, free_port, kill_tree, run_script
+from PIL import Image
 
 pytestmark = pytest.mark.slow
 CONTENT, STYLE = SAMPLES / "gatys" / "content", SAMPLES / "gatys" / "style"

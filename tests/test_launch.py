@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO, SAMPLES, TINY_GAN, free_port, kill_tree, synth_shards
 
 pytestmark = pytest.mark.slow

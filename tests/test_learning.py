@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import run_train, synth_shards
 
 from brushwork import synth
-from brushwork.translate import load_generator
 from brushwork.images import load_image, to_tensor
 from brushwork.networks import ResnetGenerator, init_weights
-
-from conftest import run_train, synth_shards
+from brushwork.translate import load_generator
 
 pytestmark = pytest.mark.slow
 

@@ -2,14 +2,12 @@
 
 import pytest
 import torch
+from conftest import SHARED
 
 from brushwork import checkpoint
-from brushwork.translate import load_generator
 from brushwork.errors import BrushworkError
-from brushwork.networks import (NLayerDiscriminator, ResnetGenerator, count_parameters, generator_arch,
-                                init_weights)
-
-from conftest import SHARED
+from brushwork.networks import NLayerDiscriminator, ResnetGenerator, count_parameters, generator_arch, init_weights
+from brushwork.translate import load_generator
 
 FIXTURES = SHARED / "fixtures"
 needs_fixtures = pytest.mark.skipif(not (FIXTURES / "junyanz_io.pth").exists(), reason="../shared/fixtures not present")

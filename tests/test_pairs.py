@@ -3,10 +3,10 @@
 import json
 import shutil
 
+from conftest import SAMPLES
+
 from brushwork import gatys_run
 from brushwork.schemas.gatys import GatysConfig
-
-from conftest import SAMPLES
 
 CONTENT, STYLE = SAMPLES / "gatys" / "content", SAMPLES / "gatys" / "style"
 

@@ -7,12 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED
 from PIL import Image
 
 from brushwork import data
 from brushwork.data import Augment
-
-from conftest import SHARED
 
 REFERENCE = SHARED / "reference" / "junyanz" / "data" / "base_dataset.py"
 pytestmark = pytest.mark.skipif(not REFERENCE.is_file(), reason="the original code is not beside this checkout")

@@ -10,12 +10,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import (
+    REPO,
+    SAMPLES,
+    TINY_GAN,
+    TRAIN_ENV,
+    assert_one_error_line,
+    free_port,
+    make_synth,
+    run_script,
+    run_train,
+    synth_shards,
+    train_command,
+)
 
 from brushwork import data, shards
 from brushwork.schemas.train import CycleGANConfig
-
-from conftest import (REPO, SAMPLES, TINY_GAN, TRAIN_ENV, assert_one_error_line, free_port, make_synth, run_script,
-                      run_train, synth_shards, train_command)
 
 ACCELERATE = str(Path(sys.executable).parent / "accelerate")
 

@@ -1,9 +1,9 @@
 """data_prep/shard.py: validation, determinism, atomic resumable writes, job arrays, fsspec outputs."""
 
 import io
+import json
 import re
 import shutil
-import json
 import signal
 import subprocess
 import sys
@@ -14,12 +14,11 @@ import zipfile
 import fsspec
 import numpy as np
 import pytest
+from conftest import REPO, SAMPLES, assert_one_error_line, digest_tree, make_synth, run_script
 from PIL import Image
 
 from brushwork import shards
 from brushwork.errors import BrushworkError
-
-from conftest import REPO, SAMPLES, assert_one_error_line, digest_tree, make_synth, run_script
 
 
 def outputs(root):

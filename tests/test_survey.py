@@ -8,11 +8,10 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import assert_one_error_line, run_script
 from PIL import Image
 
 from brushwork import survey
-
-from conftest import assert_one_error_line, run_script
 
 
 def make_sets(tmp_path):

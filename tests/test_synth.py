@@ -4,11 +4,10 @@ import hashlib
 
 import numpy as np
 import torch
+from conftest import run_script
 from PIL import Image
 
 from brushwork import synth
-
-from conftest import run_script
 
 
 def digest_tree(root):

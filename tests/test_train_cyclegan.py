@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, TRAIN_ENV, assert_one_error_line, kill_tree, run_train, synth_shards, train_command
 
 pytestmark = pytest.mark.slow
@@ -278,8 +277,9 @@ def test_a_run_dir_belongs_to_one_run_and_tensorboard_keeps_one_run(tmp_path, sh
     events = tensorboard_events(run)
     samples = events.Images("samples")
     assert [s.step for s in samples] == [2, 4]
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     image = Image.open(io.BytesIO(samples[-1].encoded_image_string))
     assert image.width == 6 * 32 and image.height > 32  # six columns and a caption strip above them

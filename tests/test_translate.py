@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, free_port, run_script
 from PIL import Image
 
 from brushwork.networks import ResnetGenerator, init_weights
 from brushwork.translate import pad_for_network
-
-from conftest import REPO, free_port, run_script
 
 
 @pytest.fixture

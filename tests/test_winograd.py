@@ -146,10 +146,12 @@ def test_generator_with_winograd_matches_the_direct_generator_and_keeps_its_weig
 
 
 def test_the_trainer_builds_winograd_generators_unless_told_not_to():
+    import importlib.util
+
+    from conftest import REPO
+
     from brushwork import cli
     from brushwork.cyclegan import build_networks
-    from conftest import REPO
-    import importlib.util
 
     spec = importlib.util.spec_from_file_location("train_cyclegan", REPO / "train" / "cyclegan.py")
     script = importlib.util.module_from_spec(spec)

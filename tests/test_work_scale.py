@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, SAMPLES, synth_shards
 from PIL import Image
 
 from brushwork import data
 from brushwork.networks import ResnetGenerator, init_weights
-
-from conftest import REPO, SAMPLES, synth_shards
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -121,6 +120,7 @@ def test_translate_memory_does_not_grow_with_the_folder(tmp_path, photos):
 
 def test_with_a_shard_root_each_rank_decodes_only_its_share(tmp_path, monkeypatch):
     from conftest import make_synth
+
     from brushwork import shards
 
     src = make_synth(tmp_path / "src", 4, n_test=7)

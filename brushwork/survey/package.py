@@ -65,7 +65,7 @@ def build(fakes: str, reals: str, out: str, n: int = 10, size: int = 256, qualit
     chosen = [(p, "fake") for p in pick(find_images(fakes), n, rng, f"--fakes {fakes}")] + \
              [(p, "real") for p in pick(find_images(reals), n, rng, f"--reals {reals}")]
     rng.shuffle(chosen)
-    survey_id = "%016x" % rng.getrandbits(64)
+    survey_id = f"{rng.getrandbits(64):016x}"
     encoded, key_images = [], {}
     for path, truth in chosen:
         try:
@@ -76,7 +76,7 @@ def build(fakes: str, reals: str, out: str, n: int = 10, size: int = 256, qualit
             raise BrushworkError(f"{path}: {original.width}x{original.height} is too small for {size}-px survey "
                                  f"images (the shorter side needs at least {size // 2} px); remove it, or lower --size")
         img = square(original, size)
-        image_id = "%012x" % rng.getrandbits(48)
+        image_id = f"{rng.getrandbits(48):012x}"
         encoded.append((image_id, encode_uniform(img, quality)))
         key_images[image_id] = {"truth": truth, "source": str(path)}
     # one byte length for all: trailing zeros after the JPEG end marker are ignored by decoders

@@ -19,8 +19,6 @@ from ..errors import BrushworkError
 from ..fileio import atomic_write_text
 
 
-
-
 @dataclass
 class Tally:
     responses: list[dict] = field(default_factory=list)   # {"rater", "answers": {id: real|fake}, "source"}
