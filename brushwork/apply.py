@@ -113,7 +113,8 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
             progress.update(len(group))
             del group, results, extra
     state.wait_for_everyone()  # rank 0's bar is closed before any rank prints its line
-    print_line(f"rank {state.process_index}: {tool}: {done} image(s) into {out}"
+    who = f"rank {state.process_index}: " if state.num_processes > 1 else ""  # one process: no rank to name
+    print_line(f"{who}{tool}: {done} image(s) into {out}"
                + (f", {len(items) - len(todo)} already there" if len(items) > len(todo) else "")
                + (f", {failed} unreadable" if failed else ""), sys.stdout)
     cli.end_distributed()

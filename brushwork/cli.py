@@ -90,7 +90,7 @@ def parse_args(cls: type, argv: list[str], allow_preset: bool = False) -> tuple[
     """(raw values by field name, preset name) from command-line tokens; ConfigError on a bad token."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     types_ = config.field_types(cls)
-    aliases = {f.metadata["alias"]: n for n, f in fields.items() if f.metadata.get("alias")}
+    aliases = config.aliases_of(cls)
     positional = [n for n, f in fields.items() if f.metadata.get("positional")]
     values: dict[str, Any] = {}
     preset = None
@@ -125,6 +125,11 @@ def parse_args(cls: type, argv: list[str], allow_preset: bool = False) -> tuple[
             values[name[3:]] = False
             continue
         if name not in fields:
+            from .schemas.original import instead_of
+
+            advice = instead_of(name, cls)
+            if advice:
+                raise ConfigError(f"--{name} is the original CycleGAN code's flag; here: {advice}")
             config.build(cls, {name: None})  # raises the unknown-flag error with suggestions
         tp = types_[name]
         if has_value:
@@ -171,6 +176,7 @@ def resolve(command: Command, argv: list[str]) -> Any:
         default = command.default_preset
         preset = default(values) if callable(default) else default
     cfg = config.load_config(command.config, preset, values, tool=command.presets)
+    config.check_required(cfg)
     cfg.check_inputs()
     return cfg
 

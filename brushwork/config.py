@@ -36,15 +36,19 @@ INHERIT_KEY = "inherit"
 
 
 def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-            positional: bool = False, alias: str | None = None, role: str | None = None) -> Any:
+            positional: bool = False, alias: str | tuple[str, ...] | None = None, role: str | None = None,
+            required: bool = False) -> Any:
     """A config field: its default, help text and bounds.
 
     ``min``/``max`` bound a number (or every item of a list), inclusive. ``positional``: the field
-    also takes bare command-line arguments (a list field takes all of them). ``alias``: a second
-    flag name (e.g. ``from`` for ``from_path``). ``role``: a tag a tool uses to group fields (the
+    also takes bare command-line arguments (a list field takes all of them). ``alias``: other flag
+    names (e.g. ``from`` for ``from_path``, or the original CycleGAN code's ``lambda_A``). ``role``: a tag a tool uses to group fields (the
     Gatys runner marks the settings that may differ per pair, and those that shape its output).
+    ``required``: a run without it is refused (exit 2) before any work; its default is the empty value.
     """
-    meta = {"help": help, "min": min, "max": max, "positional": positional, "alias": alias, "role": role}
+    aliases = (alias,) if isinstance(alias, str) else tuple(alias or ())
+    meta = {"help": help, "min": min, "max": max, "positional": positional, "alias": aliases, "role": role,
+            "required": required}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple for list defaults (configs are frozen)")
     return dataclasses.field(default=default, metadata=meta)
@@ -70,6 +74,13 @@ class Config:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_required(cfg: Config) -> None:
+    """Every ``required`` field has a value: one line naming the first one missing, with its help."""
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("required") and getattr(cfg, f.name) in ("", (), None):
+            raise ConfigError(f"--{f.name} is required: {f.metadata.get('help', '')}")
 
 
 def refuse_output_inside(out: str, inputs: Mapping[str, str]) -> None:
@@ -292,9 +303,16 @@ def check_value(cls: type, name: str, value: Any, label: str) -> None:
             raise ConfigError(f"{label} must be {_bounds_text(lo, hi)}; got {v!r}")
 
 
+def aliases_of(cls: type) -> dict[str, str]:
+    """{other flag name: field name} of a config class."""
+    return {a: f.name for f in dataclasses.fields(cls) for a in f.metadata.get("alias") or ()}
+
+
 def _suggest(name: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.75)
-    return f" (did you mean --{close[0]}?)" if close else ""
+    """The closest flag, case aside (``--Lambda_a`` → ``--lambda_a``)."""
+    lowered = {v.lower(): v for v in valid}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.75)
+    return f" (did you mean --{lowered[close[0]]}?)" if close else ""
 
 
 def build(cls: type, values: Mapping[str, Any], source: str = "flag", base: Any = None) -> Any:
@@ -304,7 +322,7 @@ def build(cls: type, values: Mapping[str, Any], source: str = "flag", base: Any 
     """
     types_ = field_types(cls)
     valid = list(types_)
-    aliases = {f.metadata["alias"]: f.name for f in dataclasses.fields(cls) if f.metadata.get("alias")}
+    aliases = aliases_of(cls)
     checked: dict[str, Any] = {}
     for raw_name, value in values.items():
         name = raw_name.replace("-", "_")
@@ -410,7 +428,8 @@ def describe(cls: type, defaults: Any = None) -> str:
         name = f.name.upper() if f.metadata.get("positional") else f"--{f.name}"
         if f.metadata.get("positional"):
             name += f" (or --{f.name})"
-        alias = f" (alias --{f.metadata['alias']})" if f.metadata.get("alias") else ""
-        rows.append(f"  {name:<22} {type_name(tp)}{bounds}; default {shown or '(empty)'}{alias}\n"
+        alias = f" (also --{', --'.join(f.metadata['alias'])})" if f.metadata.get("alias") else ""
+        default_text = "required" if f.metadata.get("required") else f"default {shown or '(empty)'}"
+        rows.append(f"  {name:<22} {type_name(tp)}{bounds}; {default_text}{alias}\n"
                     f"      {f.metadata.get('help', '')}")
     return "\n".join(rows)

@@ -66,6 +66,18 @@ def read_pairs(cfg: GatysConfig) -> tuple[list[Pair], list[Failed]]:
     """(pairs, pairs refused for their name) from --pairs (JSONL/CSV, with overrides) or --content x --style."""
     if cfg.pairs:
         pairs = _pairs_file(Path(cfg.pairs), cfg)
+    elif cfg.content and cfg.style and blended_styles(cfg.style):
+        # --style a.jpg,b.jpg: every content with the blend of those styles (--style_blend weights)
+        styles = blended_styles(cfg.style)
+        check_weights(cfg, len(styles), "--style")
+        contents = [str(p) for p in find_images(cfg.content, unreadable=True)]
+        if not contents:
+            raise BrushworkError(f"no images in {cfg.content}")
+        label = dict(zip(contents, distinct_stems([Path(c).name for c in contents], ids=contents)))
+        room = MAX_NAME_BYTES - len(".png")
+        blend = "+".join(_stem(s) for s in styles)
+        pairs = [_pair(c, tuple(styles), cfg, fit_name(f"{label[c]}__{blend}", room, f"{c}\n{cfg.style}"))
+                 for c in contents]
     elif cfg.content and cfg.style:
         contents = [str(p) for p in find_images(cfg.content, unreadable=True)]
         styles = [str(p) for p in find_images(cfg.style, unreadable=True)]
@@ -168,6 +180,19 @@ def _pairs_file(path: Path, cfg: GatysConfig) -> list[Pair]:
     if not pairs:
         raise BrushworkError(f"{path}: no pairs in the file")
     return pairs
+
+
+def blended_styles(style: str) -> list[str]:
+    """The style files of ``--style a.jpg,b.jpg`` (several, blended in one render), or [] when ``style`` is one
+    file or folder (a path that exists is never split, commas in its name included)."""
+    if "," not in style or Path(style).exists():
+        return []
+    parts = [p.strip() for p in style.split(",") if p.strip()]
+    missing = [p for p in parts if not Path(p).is_file()]
+    if missing:
+        raise ConfigError(f"--style {style}: {missing[0]} is not a file (several styles to blend are files, "
+                          "separated by commas)")
+    return parts
 
 
 def check_weights(cfg: GatysConfig, n_styles: int, where: str) -> None:

@@ -30,6 +30,9 @@ def main(cfg: GridsConfig) -> int:
         raise BrushworkError("name at least one run dir (or, with --compare, a Gatys render folder)")
     from brushwork.grid_figures import compare_grid, run_grids  # torch: imported once the flags are good
 
+    if not cfg.out:  # never the current directory unasked: beside the run the grids show
+        cfg = cfg.replace(out=f"{cfg.runs[0].rstrip('/')}/grids")
+        print(f"grids: into {cfg.out} (--out to choose)", flush=True)
     out = Path(cfg.out)
     (compare_grid if cfg.compare else run_grids)(cfg, out)
     config.write_resolved(cfg, out, "grids_config.toml")

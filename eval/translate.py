@@ -4,8 +4,8 @@
   python eval/translate.py runs/cyclegan-monet --input photos/ --out monet_photos/ --direction BtoA
   python eval/translate.py runs/cyclegan-monet --step 40000 --input photos/ --out out/ --direction BtoA
   python eval/translate.py --model style_monet --input photos/ --out monet/ --results_html
-  accelerate launch eval/translate.py runs/cyclegan-monet --input data/shards/monet2photo --split test \
-      --domain B --out out/ --direction BtoA          # ranks split the images
+  # ranks split the images:
+  accelerate launch eval/translate.py runs/cyclegan-monet --input data/shards/monet2photo --split test --domain B --out out/ --direction BtoA
 
 RUN is a run dir (its newest checkpoint, or --step N), an exported generator (RUN/export/G_A.pth),
 the original code's .pth, or a models.pt; --model NAME uses a released model fetched with

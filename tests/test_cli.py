@@ -3,6 +3,7 @@ a wrong type and an out-of-range value each give one line and exit 2; --help | h
 
 import dataclasses
 import importlib.util
+import re
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 from conftest import REPO
 
 from brushwork import cli, config
+from brushwork.errors import ConfigError
 from brushwork.pretrained import _command as pretrained_command
 
 SCRIPTS = ["data_prep/synth.py", "data_prep/check_images.py", "data_prep/download.py", "data_prep/shard.py",
@@ -188,7 +190,45 @@ def test_every_command_answers_help_at_once_and_lists_each_flag_once():
             seconds.append(time.perf_counter() - start)
         assert proc.returncode == 0, (prefix, proc.stderr)
         assert min(seconds) < 1.0, f"{' '.join(prefix)} --help took {min(seconds):.2f} s"
+        prose = re.split(r"^  (?:--\w|[A-Z_]+ \(or --)", proc.stdout, maxsplit=1, flags=re.M)[0]  # before the flags
+        gaps = re.findall(r"\S {4,}[^#\s]", prose)  # aligned '# comments' in usage lines are fine
+        assert not gaps, (prefix, gaps)
         flags = re.findall(r"^  (--\w+|[A-Z_]+ \(or --\w+\))", proc.stdout, re.M)
         names = [f.split("--")[-1].rstrip(")") for f in flags]
         assert len(names) == len(set(names)) and set(names) >= {f.name for f in dataclasses.fields(command.config)}, \
             (prefix, sorted(n for n in names if names.count(n) > 1))
+
+
+def test_a_writing_tool_without_out_writes_nothing_into_the_current_directory(tmp_path):
+    photo = tmp_path / "in" / "p.png"
+    photo.parent.mkdir()
+    photo.write_bytes(b"")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    for argv in (["eval/translate.py", "--model", "style_monet", "--input", photo.parent],
+                 ["eval/stylize.py", "net.pth", "--input", photo.parent],
+                 ["train/gatys.py", "--content", photo, "--style", photo],
+                 ["eval/survey.py", "build", "--fakes", photo.parent, "--reals", photo.parent],
+                 ["eval/survey.py", "simulate", "key.json"],
+                 ["eval/gatys_figures.py", "fig4", "x.json"]):
+        proc = subprocess.run([sys.executable, str(REPO / argv[0]), *map(str, argv[1:])], capture_output=True,
+                              text=True, cwd=cwd)
+        assert proc.returncode == 2 and "error: --out is required:" in proc.stderr, (argv, proc.stderr)
+    assert list(cwd.iterdir()) == []
+
+
+def test_the_original_codes_flags_are_aliases_or_one_line_naming_what_to_use():
+    module = load("train/cyclegan.py")
+    cfg = cli.resolve(module.COMMAND, ["--lambda_A", "5", "--lambda_B", "7", "--n_epochs", "3", "--n_epochs_decay", "2"])
+    assert (cfg.lambda_a, cfg.lambda_b, cfg.epochs, cfg.epochs_decay) == (5.0, 7.0, 3, 2)
+    translate = load("eval/translate.py")
+    assert cli.resolve(translate.COMMAND, ["--model", "style_monet", "--input", "x", "--results_dir", "o"]).out == "o"
+    for flag, needle in (("--dataroot", "data_prep/shard.py DATAROOT --out SHARDS, then --data SHARDS"),
+                         ("--continue_train", "--resume auto"), ("--gpu_ids", "accelerate launch --num_processes N"),
+                         ("--netG", "--n_blocks 9 (resnet_9blocks)"), ("--display_id", "tensorboard --logdir RUN/tb"),
+                         ("--name", "--run_dir runs/NAME")):
+        with pytest.raises(ConfigError, match=rf"^{flag} is the original CycleGAN code's flag; here: .*"
+                                              rf"{re.escape(needle)}"):
+            cli.resolve(module.COMMAND, [flag, "1"])
+    with pytest.raises(ConfigError, match=r"unknown flag --Lambda_a \(did you mean --lambda_a\?\)"):
+        cli.resolve(module.COMMAND, ["--Lambda_a", "1"])

@@ -253,3 +253,31 @@ def test_a_rerun_with_other_input_files_of_the_same_names_is_refused(tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     proc = run_gatys("--content", second, *args, "--overwrite")
     assert proc.returncode == 0 and "rendered 1" in proc.stdout
+
+
+def test_styles_blended_from_the_command_line_equal_the_pairs_file_blend(tmp_path):
+    """--style a,b --style_blend 0.3,0.7: one blended render per content, the same pixels as a pairs-file row."""
+    a, b = STYLE / "the_scream.jpg", STYLE / "starry_night.jpg"
+    contents = tmp_path / "contents"
+    contents.mkdir()
+    for name in ("tubingen.jpg", "dancing.jpg"):
+        shutil.copy(CONTENT / name, contents / name)
+    proc = run_gatys("--content", contents, "--style", f"{a},{b}", "--style_blend", "0.3,0.7", "--out",
+                     tmp_path / "flags", *SMALL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = results(tmp_path / "flags")
+    assert sorted(found) == ["dancing__the_scream+starry_night", "tubingen__the_scream+starry_night"]
+    assert found["tubingen__the_scream+starry_night"]["params"]["style_blend"] == [0.3, 0.7]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"content": str(contents / "tubingen.jpg"), "style": [str(a), str(b)],
+                                 "style_blend": [0.3, 0.7], "name": "row"}) + "\n")
+    assert run_gatys("--pairs", pairs, "--out", tmp_path / "file", *SMALL).returncode == 0
+    flags = np.asarray(Image.open(tmp_path / "flags" / "tubingen__the_scream+starry_night.png"))
+    assert np.array_equal(flags, np.asarray(Image.open(tmp_path / "file" / "row.png")))
+    other = run_gatys("--content", contents, "--style", f"{a},{b}", "--style_blend", "0.7,0.3", "--out",
+                      tmp_path / "other", *SMALL)
+    assert other.returncode == 0
+    assert not np.array_equal(flags, np.asarray(Image.open(tmp_path / "other" / "tubingen__the_scream+starry_night.png")))
+    proc = run_gatys("--content", contents, "--style", f"{a},{b}", "--style_blend", "1,1,1", "--out", tmp_path / "x",
+                     *SMALL)
+    assert_one_error_line(proc, "2 style image(s) but 3 style_blend weights")

@@ -3,8 +3,8 @@
 
   python train/gatys.py --content photos/ --style paintings/ --out renders/ --preset paper
   accelerate launch train/gatys.py --pairs pairs.jsonl --out renders/ --batch 8
-  python train/gatys.py --content data_prep/samples/gatys/content --style data_prep/samples/gatys/style \
-      --random_vgg --size 128 --iterations 50        # no VGG weights at hand: a smoke run, not art
+  # no VGG weights at hand: a smoke run, not art
+  python train/gatys.py --content data_prep/samples/gatys/content --style data_prep/samples/gatys/style --random_vgg --size 128 --iterations 50
 
 Pairs: the cross product of --content and --style (files or folders), or --pairs FILE (JSONL: one
 {"content": ..., "style": ... or [...], "name": ..., per-pair overrides} per line; or CSV with a
@@ -92,7 +92,8 @@ def main(cfg: GatysConfig) -> int:
     counts = torch.tensor([rendered, done_before, len(failed)], device=device)
     total = reduce(counts, "sum").tolist() if world > 1 else counts.tolist()
     share = len(mine) + (len(refused) if state.is_main_process else 0)
-    print_line(f"rank {rank}: rendered {rendered}, already done {done_before}, failed {len(failed)} "
+    who = f"rank {rank}: " if world > 1 else ""  # one process: no rank to name
+    print_line(f"{who}rendered {rendered}, already done {done_before}, failed {len(failed)} "
                f"(of {share} pairs) -> {out}", sys.stdout)
     if state.is_main_process and world > 1:
         print_line(f"all ranks: rendered {total[0]}, already done {total[1]}, failed {total[2]} of "

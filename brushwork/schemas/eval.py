@@ -23,7 +23,8 @@ class ApplyConfig(Config):
     """What applying a trained network to a folder shares: inputs, outputs, batching, test-time scale."""
 
     input: str = setting("", "folder (or file) of images, or a shard root (with --split/--domain)")
-    out: str = setting("", "output folder (names keep the input's relative path, as .png)")
+    out: str = setting("", "output folder (names keep the input's relative path, as .png)", required=True,
+                       alias="results_dir")
     batch_size: int = setting(4, "images of one size translated together", min=1, max=4096)
     split: Literal["train", "test"] = setting("test", "with a shard root as --input: which split")
     preprocess: TestScale | None = setting(
@@ -121,7 +122,7 @@ class GridsConfig(Config):
 
     runs: tuple[str, ...] = setting((), "CycleGAN run dirs (and with --compare: fast-style run dirs and Gatys "
                                         "render folders)", positional=True)
-    out: str = setting("grids", "output folder")
+    out: str = setting("", "output folder (default: RUN/grids of the first run, named in the first line)")
     rows: int = setting(4, "test images per grid", min=1, max=256)
     seed: int = setting(0, "which test images (seeded choice)", min=0)
     size: int = setting(256, "side of each square cell in pixels", min=16, max=4096)
@@ -163,7 +164,8 @@ class SurveyBuildConfig(Config):
 
     fakes: str = setting("", "generated images (CycleGAN translations, Gatys renders, fast-style outputs, ...)")
     reals: str = setting("", "real images")
-    out: str = setting("survey", "the package folder (must be new or empty); the key goes beside it")
+    out: str = setting("", "the package folder (must be new or empty); the key and config go beside it",
+                       required=True)
     n: int = setting(10, "images of each kind", min=1, max=10_000)
     size: int = setting(256, "side of the square images shown", min=32, max=4096)
     quality: int = setting(90, "JPEG quality of every image", min=1, max=100)
@@ -179,7 +181,7 @@ class SurveyScoreConfig(Config):
     key: str = setting("", "the answer key written by build (survey_key.json)", positional=True)
     responses: tuple[str, ...] = setting((), "saved response .json files and/or Google Forms .csv exports",
                                          positional=True)
-    out: str = setting("survey_results", "output folder")
+    out: str = setting("", "output folder (results.md, per_image.csv, score_config.toml)", required=True)
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,6 @@ class SurveySimulateConfig(Config):
 
     key: str = setting("", "the answer key written by build", positional=True)
     raters: int = setting(14, "synthetic raters", min=1, max=100_000)
-    out: str = setting("survey_responses", "output folder")
+    out: str = setting("", "output folder for the synthetic responses", required=True)
     accuracy: float = setting(0.6, "probability a rater is right", min=0, max=1)
     seed: int = setting(0, "seed", min=0)

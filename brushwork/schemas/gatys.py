@@ -22,9 +22,10 @@ class GatysConfig(Config):
     """``train/gatys.py``: batched Gatys style transfer over many content/style pairs."""
 
     content: str = setting("", "content image or folder (cross product with --style)")
-    style: str = setting("", "style image or folder")
+    style: str = setting("", "style image or folder (every content x every style), or several image files "
+                             "separated by commas, blended into one render per content (weights: --style_blend)")
     pairs: str = setting("", "JSONL or CSV of pairs: content, style (+ optional name and per-pair overrides)")
-    out: str = setting("renders", "output folder: {name}.png + {name}.json per pair")
+    out: str = setting("", "output folder: {name}.png + {name}.json per pair", required=True)
     overwrite: bool = setting(False, "re-render pairs already in --out whose recorded settings differ from "
                                      "this run's (without it such a rerun is refused)")
     size: int = setting(512, "longer side of the output in pixels", min=16, max=16384, role=PAIR)
@@ -88,7 +89,8 @@ class Fig3Config(GatysConfig):
 
     content: str = setting("", "the content image")
     style: str = setting("", "the style image")
-    out: str = setting("figs", "output folder: fig3.png, cells/ (one render per cell), fig3_config.toml")
+    out: str = setting("", "output folder: fig3.png, cells/ (one render per cell), fig3_config.toml",
+                       required=True)
     ratios: tuple[float, ...] = setting((1e-5, 1e-6, 1e-7, 1e-8), "alpha/beta ratios, one column each",
                                         min=1e-30)
     depths: tuple[int, ...] = setting((3, 4, 5), "style layers conv_1..conv_k, one row per k", min=1, max=16)
@@ -99,5 +101,5 @@ class Fig4Config(Config):
     """``eval/gatys_figures.py fig4``: total loss against evaluations, from the runner's per-pair JSON files."""
 
     results: tuple[str, ...] = setting((), "per-pair .json files written by train/gatys.py", positional=True)
-    out: str = setting("figs/fig4.png", "the plot (PNG)")
+    out: str = setting("", "the plot (PNG)", required=True)
     log: bool = setting(True, "logarithmic loss axis")

@@ -23,8 +23,8 @@ class TrainConfig(Config):
     resume: str = setting("", "'auto' continues from run_dir's newest checkpoint (a fresh start if there is "
                               "none); or a checkpoints/step_N folder")
     max_steps: int | None = setting(None, "stop after this many global steps (none: train the whole schedule)", min=1)
-    epochs: int = setting(100, "epochs at the initial learning rate", min=0)
-    epochs_decay: int = setting(100, "epochs of linear decay to zero after that", min=0)
+    epochs: int = setting(100, "epochs at the initial learning rate", min=0, alias="n_epochs")
+    epochs_decay: int = setting(100, "epochs of linear decay to zero after that", min=0, alias="n_epochs_decay")
     batch_size: int = setting(1, "images per step per process", min=1, max=4096)
     num_workers: int = setting(2, "data loader worker processes per process (rank)", min=0, max=64)
     shuffle_buffer: int = setting(256, "sample shuffle buffer per data stream", min=1, max=1_000_000)
@@ -85,8 +85,8 @@ class CycleGANConfig(TrainConfig):
     init_type: Literal["normal", "xavier", "kaiming", "orthogonal"] = setting("normal", "weight init")
     init_gain: float = setting(0.02, "std (normal) or gain of the weight init", min=0)
     gan_mode: Literal["lsgan", "vanilla"] = setting("lsgan", "adversarial loss")
-    lambda_a: float = setting(10.0, "weight of the cycle loss A -> B -> A", min=0)
-    lambda_b: float = setting(10.0, "weight of the cycle loss B -> A -> B", min=0)
+    lambda_a: float = setting(10.0, "weight of the cycle loss A -> B -> A", min=0, alias="lambda_A")
+    lambda_b: float = setting(10.0, "weight of the cycle loss B -> A -> B", min=0, alias="lambda_B")
     lambda_identity: float = setting(0.5, "identity loss weight, as a fraction of lambda_a / lambda_b", min=0)
     lambda_perceptual: float = setting(0.0, "weight of a VGG-19 perceptual cycle loss (0: off, as in the paper)", min=0)
     pool_size: int = setting(50, "image pool of past fakes per discriminator and process (0: none)", min=0,
