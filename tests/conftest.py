@@ -127,3 +127,19 @@ def kill_tree(pid: int, sig=None) -> None:
             os.kill(p, sig)
         except ProcessLookupError:
             pass
+
+
+CI_TOOLS = {"chromium": ("chromium", "chromium-browser", "google-chrome"), "chromedriver": ("chromedriver",),
+            "shellcheck": ("shellcheck",)}
+
+
+def pytest_sessionstart(session):
+    """Under CI=true the browser and shell-script tests must run: a missing tool fails the job, never skips."""
+    import shutil
+
+    if os.environ.get("CI", "").lower() != "true":
+        return
+    missing = [tool for tool, names in CI_TOOLS.items() if not any(shutil.which(n) for n in names)]
+    if missing:
+        pytest.exit(f"CI=true but {', '.join(missing)} not installed: .ci/run installs them with apt-get "
+                    "(their tests would otherwise skip)", returncode=1)
