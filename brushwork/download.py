@@ -10,8 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import BrushworkError
-from .fileio import atomic_write_text
-from .shards import file_sha256
+from .fileio import atomic_write_text, file_sha256
 from .storage import filesystem
 
 DATASET_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"

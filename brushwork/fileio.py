@@ -197,3 +197,11 @@ def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
         return False
     target, folder = Path(path).resolve(), Path(folder).resolve()
     return target == folder or folder in target.parents
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

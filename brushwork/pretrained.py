@@ -22,8 +22,7 @@ from pathlib import Path
 
 from .download import fetch
 from .errors import BrushworkError
-from .fileio import atomic_write_text
-from .shards import file_sha256
+from .fileio import atomic_write_text, file_sha256
 
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
 TORCHVISION_URL = "https://download.pytorch.org/models/{file}"

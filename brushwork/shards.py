@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image
 
 from .errors import BrushworkError, ImageError
-from .fileio import write_url
+from .fileio import file_sha256, write_url  # noqa: F401 - file_sha256: also read from here
 from .images import (
     DEFAULT_MAX_PIXELS,
     check_regular,
@@ -655,12 +655,3 @@ def source_record(description: str, path: str | None = None) -> dict:
             record.update(records.parse_json(sidecar.read_bytes(), records.SourceSidecar, str(sidecar),
                                              "remove it (it only records where the download came from)"))
     return record
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
