@@ -183,11 +183,7 @@ def load_file(path: Path) -> Any:
 
 def load(path: Path, rank: int) -> dict:
     """The state ``save`` wrote, with this rank's part as ``rank`` ({} if the checkpoint had fewer ranks)."""
-    try:
-        text = (path / "meta.json").read_bytes()
-    except OSError as e:
-        raise BrushworkError(f"{path}/meta.json: unreadable ({e}); resume from an older step folder") from None
-    meta = records.parse_json(text, records.CheckpointMeta, f"{path}/meta.json", "resume from an older step folder")
+    meta = records.read_json(path / "meta.json", records.CheckpointMeta, "resume from an older step folder")
     rank_file = path / f"rank_{rank:05d}.pt"
     state = {"meta": meta, "models": load_file(path / "models.pt"), "optim": load_file(path / "optim.pt"),
              "rank": load_file(rank_file) if rank_file.exists() else {}}

@@ -193,8 +193,8 @@ def load_stylizer(source: str | Path, step: int | None = None) -> tuple[Transfor
         info = source.parent / "info.json"
         styles = []
         if info.is_file():
-            styles = list(records.parse_json(info.read_bytes(), records.ExportInfo, str(info),
-                                             "restore it or remove it (styles are then numbered)").get("styles", []))
+            styles = list(records.read_json(info, records.ExportInfo,
+                                            "restore it or remove it (styles are then numbered)").get("styles", []))
         used = f"fast-style network {source}"
     else:
         raise BrushworkError(f"{source}: no such run folder or network file")

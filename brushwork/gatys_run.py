@@ -62,34 +62,34 @@ def _pair(content: str, styles: tuple[str, ...], cfg: GatysConfig, name: str = "
     return Pair(content, styles, name or f"{_stem(content)}__{'+'.join(_stem(s) for s in styles)}", cfg)
 
 
+def _cross_pairs(cfg: GatysConfig) -> list[Pair]:
+    """Every content with every style, or with the blend of ``--style a.jpg,b.jpg`` (one render per content).
+
+    Names come from stems; files whose stems collide (a.jpg, a.png) are told apart as the eval tools do,
+    and two long stems together are cut to one file name.
+    """
+    contents = [str(p) for p in find_images(cfg.content, unreadable=True)]
+    blend = blended_styles(cfg.style)
+    if blend:
+        groups = {tuple(blend): "+".join(_stem(s) for s in blend)}
+    else:
+        styles = [str(p) for p in find_images(cfg.style, unreadable=True)]
+        groups = {(s,): name for s, name in zip(styles, distinct_stems([Path(s).name for s in styles], ids=styles))}
+    if not contents or not groups:
+        raise BrushworkError(f"no images in {cfg.content if not contents else cfg.style}")
+    check_weights(cfg, len(next(iter(groups))), "--style" if blend else "flags")
+    label = dict(zip(contents, distinct_stems([Path(c).name for c in contents], ids=contents)))
+    room = MAX_NAME_BYTES - len(".png")
+    return [_pair(c, styles, cfg, fit_name(f"{label[c]}__{name}", room, "\n".join((c, *styles))))
+            for c in contents for styles, name in groups.items()]
+
+
 def read_pairs(cfg: GatysConfig) -> tuple[list[Pair], list[Failed]]:
     """(pairs, pairs refused for their name) from --pairs (JSONL/CSV, with overrides) or --content x --style."""
     if cfg.pairs:
         pairs = _pairs_file(Path(cfg.pairs), cfg)
-    elif cfg.content and cfg.style and blended_styles(cfg.style):
-        # --style a.jpg,b.jpg: every content with the blend of those styles (--style_blend weights)
-        styles = blended_styles(cfg.style)
-        check_weights(cfg, len(styles), "--style")
-        contents = [str(p) for p in find_images(cfg.content, unreadable=True)]
-        if not contents:
-            raise BrushworkError(f"no images in {cfg.content}")
-        label = dict(zip(contents, distinct_stems([Path(c).name for c in contents], ids=contents)))
-        room = MAX_NAME_BYTES - len(".png")
-        blend = "+".join(_stem(s) for s in styles)
-        pairs = [_pair(c, tuple(styles), cfg, fit_name(f"{label[c]}__{blend}", room, f"{c}\n{cfg.style}"))
-                 for c in contents]
     elif cfg.content and cfg.style:
-        contents = [str(p) for p in find_images(cfg.content, unreadable=True)]
-        styles = [str(p) for p in find_images(cfg.style, unreadable=True)]
-        if not contents or not styles:
-            raise BrushworkError(f"no images in {cfg.content if not contents else cfg.style}")
-        check_weights(cfg, 1, "flags")
-        # names from stems; files whose stems collide (a.jpg, a.png) are told apart as the eval tools do
-        label = dict(zip(contents, distinct_stems([Path(c).name for c in contents], ids=contents)))
-        label.update(zip(styles, distinct_stems([Path(s).name for s in styles], ids=styles)))
-        room = MAX_NAME_BYTES - len(".png")  # two long stems together: cut to one file name
-        pairs = [_pair(c, (s,), cfg, fit_name(f"{label[c]}__{label[s]}", room, f"{c}\n{s}"))
-                 for c in contents for s in styles]
+        pairs = _cross_pairs(cfg)
     else:
         raise BrushworkError("give --content and --style (files or folders), or --pairs FILE")
     counts = Counter(p.name for p in pairs)

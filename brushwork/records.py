@@ -9,11 +9,13 @@ instead of a KeyError far away. Readers get back the plain dict they always had.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import BrushworkError
 
@@ -109,7 +111,7 @@ class RunConfig(_Record):
 def check(value: Any, schema: type[BaseModel], where: str, fix: str) -> dict:
     """``value`` if it fits ``schema``; else one line: where, which field, what is wrong, the fix."""
     try:
-        TypeAdapter(schema).validate_python(value)
+        schema.model_validate(value)
     except ValidationError as e:
         first = e.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "the file"
@@ -127,6 +129,15 @@ def parse_json(data: bytes | str, schema: type[BaseModel], where: str, fix: str)
     if not isinstance(value, dict):
         raise BrushworkError(f"{where}: holds a JSON {type(value).__name__}, not an object; {fix}")
     return check(value, schema, where, fix)
+
+
+def read_json(path: str | os.PathLike, schema: type[BaseModel], fix: str) -> dict:
+    """The local JSON file ``path`` checked against ``schema``; one line if it cannot be read or does not fit."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise BrushworkError(f"{path}: unreadable ({e.strerror or e}); {fix}") from None
+    return parse_json(data, schema, str(path), fix)
 
 
 def step_folder(name: str) -> bool:

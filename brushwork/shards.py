@@ -652,6 +652,6 @@ def source_record(description: str, path: str | None = None) -> dict:
         if sidecar.is_file():
             from . import records
 
-            record.update(records.parse_json(sidecar.read_bytes(), records.SourceSidecar, str(sidecar),
-                                             "remove it (it only records where the download came from)"))
+            record.update(records.read_json(sidecar, records.SourceSidecar,
+                                            "remove it (it only records where the download came from)"))
     return record

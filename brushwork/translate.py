@@ -127,6 +127,6 @@ def load_generator(source: str | Path, direction: str = "AtoB", step: int | None
     info = source.parent / "info.json"
     at = ""
     if info.is_file():
-        step = records.parse_json(info.read_bytes(), records.ExportInfo, str(info), "restore it or remove it")
-        at = f" (exported at step {step.get('step', '?')})"
+        exported = records.read_json(info, records.ExportInfo, "restore it or remove it")
+        at = f" (exported at step {exported.get('step', '?')})"
     return _generator_from_state(state, str(source), winograd), f"generator {source}{at}"

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -56,8 +57,6 @@ def ws(tmp_path_factory):
     photos.mkdir()
     for i in range(3):
         Image.fromarray(np.full((40, 40, 3), 50 * i, np.uint8)).save(photos / f"p{i}.png")
-    import shutil
-
     shutil.copytree(photos, w / "real_photos")
     assert run_script("eval/survey.py", "build", "--fakes", photos, "--reals", w / "real_photos", "--out", w / "survey",
                       "--n", 2,
@@ -84,8 +83,6 @@ def ws(tmp_path_factory):
             zf.write(p, f"ds/{p.relative_to(src).as_posix()}")
     (bad / "cut.zip").write_bytes((bad / "ds.zip").read_bytes()[:700])
     run_copy = w / "run_wrong_keys"  # a checkpoint whose models.pt has other keys
-    import shutil
-
     shutil.copytree(w / "run", run_copy)
     models = run_copy / "checkpoints" / "step_00000002" / "models.pt"
     state = torch.load(models, weights_only=True)
@@ -107,8 +104,6 @@ def ws(tmp_path_factory):
 
 def edited_copy(src, dst, edit=None, name="manifest.json"):
     """A copy of the folder ``src`` whose JSON file ``name`` went through ``edit``."""
-    import shutil
-
     shutil.copytree(src, dst)
     if edit is not None:
         path = dst / name
@@ -120,8 +115,6 @@ def edited_copy(src, dst, edit=None, name="manifest.json"):
 
 def second_sweep(w, shards, content, style):
     """Inputs of the second sweep: damaged records, colliding and odd names, earlier outputs to rerun into."""
-    import shutil
-
     def image(path, value, size=(36, 36)):
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.full((*size[::-1], 3), value, np.uint8)).save(path)
