@@ -105,8 +105,9 @@ def _split_of(parts: tuple[str, ...]) -> tuple[str, str] | None:
     return None
 
 
-def sources_from_layout(root: str | os.PathLike) -> list[Source]:
-    """A folder or zip in the original layout (trainA trainB testA testB, any depth)."""
+def sources_from_layout(root: str | os.PathLike, plain_domain: str = "B") -> list[Source]:
+    """A folder or zip in the original layout (trainA trainB testA testB, any depth), or a plain folder of
+    images: that is one domain's training set, ``plain_domain`` (B: photos, what fast style trains on)."""
     root = Path(root)
     if not root.exists():
         raise BrushworkError(f"{root}: no such file or folder; pass a dataset folder, a .zip, or --a DIR --b DIR")
@@ -124,9 +125,17 @@ def sources_from_layout(root: str | os.PathLike) -> list[Source]:
         if (root / folder).is_dir():
             found += _sources_from_folder(root / folder, split, domain, prefix=folder)
     if not any((root / f).is_dir() for f in SPLIT_FOLDERS):
-        raise BrushworkError(f"{root}: expected trainA/ trainB/ (testA/ testB/) inside; "
-                             "for two folders of your own use --a DIR --b DIR")
+        found = _sources_from_folder(root, "train", plain_domain, prefix=f"train{plain_domain}")
+        if not found:
+            raise BrushworkError(f"{root}: no images and no trainA/ trainB/ (testA/ testB/) inside; pass a dataset "
+                                 "folder, a folder of images, or --a DIR --b DIR")
     return found
+
+
+def is_plain_folder(root: str | os.PathLike) -> bool:
+    """A local folder without the original layout: its images are one domain."""
+    root = Path(root)
+    return root.is_dir() and not any((root / f).is_dir() for f in SPLIT_FOLDERS)
 
 
 def _sources_from_folder(folder: Path, split: str, domain: str, prefix: str) -> list[Source]:
@@ -444,6 +453,14 @@ def describe_change(old: dict | None, new: dict) -> str:
     return "; ".join(changes) or "format changed"
 
 
+class OutputHeld(BrushworkError):
+    """``out`` holds shards of another input or settings; ``change`` says what differs."""
+
+    def __init__(self, message: str, change: str):
+        super().__init__(message)
+        self.change = change
+
+
 def claim_output(out: str, record: dict, overwrite: bool = False) -> None:
     """Make ``out`` this plan's folder: record the plan, or refuse when it holds another plan's shards."""
     fs, root = filesystem(out)
@@ -452,8 +469,9 @@ def claim_output(out: str, record: dict, overwrite: bool = False) -> None:
         return
     if existing or _holds_shards(fs, root):
         if not overwrite:
-            raise BrushworkError(f"{out} holds shards of other input or settings ({describe_change(existing, record)}); "
-                                 "rerun with --overwrite to rebuild them, or choose another --out")
+            change = describe_change(existing, record)
+            raise OutputHeld(f"{out} holds shards of other input or settings ({change}); rerun with --overwrite to "
+                             "rebuild them, or choose another --out", change)
         clear_outputs(out)
     write_root_file(out, PLAN, (json.dumps(record, sort_keys=True) + "\n").encode())
 

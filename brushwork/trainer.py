@@ -319,10 +319,17 @@ class TrainingLoop:
 # A training run, start to end: what every train/*.py script does around its own trainer
 
 
-def launch(cfg):
-    """(accelerator, cfg with the effective precision/compile): accelerate's settings unless a flag says otherwise."""
-    from . import accel
+def launch(cfg, domains: tuple[str, ...]):
+    """(accelerator, cfg with the effective precision/compile and data): accelerate's settings unless a flag says
+    otherwise; ``--data`` checked for the ``domains`` the trainer reads, or (a raw image folder) sharded into the
+    run's cache by the main process while the others wait."""
+    from . import accel, shard_build
 
+    raw = shard_build.is_raw(cfg.data)
+    if raw:
+        checkpoint.claim_run_dir(cfg.run_dir, cfg.resume)  # another run's dir is refused before its cache is touched
+    else:
+        shard_build.check_domains(cfg.data, domains)  # a missing dataset is one line before anything is created
     settings = accel.resolve(cfg.mixed_precision, cfg.compile, torch.cuda.is_available())
     cfg = cfg.replace(mixed_precision=settings.mixed_precision, compile=settings.compile)
     if cfg.deterministic:
@@ -331,6 +338,13 @@ def launch(cfg):
     accelerator = accel.build_accelerator(settings, cfg.log_with, cfg.run_dir)
     for note in settings.notes:
         accelerator.print(note)
+    if raw:
+        if accelerator.is_main_process:
+            resuming = bool(cfg.resume) and checkpoint.resolve(cfg.run_dir, cfg.resume) is not None
+            shard_build.build_cache(cfg.data, cfg.run_dir, domains, workers=max(1, cfg.num_workers),
+                                    rebuild=not resuming)
+        accelerator.wait_for_everyone()
+        cfg = cfg.replace(data=shard_build.cache_path(cfg.run_dir))
     return accelerator, cfg
 
 

@@ -117,7 +117,7 @@ def test_empty_or_missing_input_is_one_clear_error(tmp_path):
     proc = run_script("data_prep/shard.py", tmp_path / "missing", "--out", tmp_path / "o")
     assert_one_error_line(proc, "missing: no such file or folder")
     proc = run_script("data_prep/shard.py", tmp_path / "empty", "--out", tmp_path / "o")
-    assert_one_error_line(proc, "expected trainA/ trainB/")
+    assert_one_error_line(proc, "no images and no trainA/ trainB/")
     proc = run_script("data_prep/shard.py", SAMPLES / "monet2photo")
     assert_one_error_line(proc, "--out is required")
     proc = run_script("data_prep/shard.py", SAMPLES / "monet2photo", "--out", tmp_path / "o", "--samples-per-shard", "x")
@@ -385,3 +385,15 @@ def test_overwrite_deletes_only_what_shard_wrote_and_inputs_inside_out_are_refus
     proc = run_script("data_prep/shard.py", "--a", mine / "train", "--b", mine / "test", "--out", mine, "--overwrite")
     assert_one_error_line(proc, "lies inside --out", "choose an --out outside the inputs")
     assert sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*")) == before
+
+
+def test_a_plain_folder_of_photos_or_one_of_a_b_is_one_domain(tmp_path):
+    photos = make_synth(tmp_path / "s", 3) / "trainB"
+    proc = run_script("data_prep/shard.py", photos, "--out", tmp_path / "plain")
+    assert proc.returncode == 0, proc.stderr
+    assert "one domain, B (photos)" in proc.stdout and "(train B 3)" in proc.stdout
+    manifest = json.loads((tmp_path / "plain" / "manifest.json").read_text())
+    assert manifest["splits"] == {"train": {"B": {"samples": 3, "shards": 1}}}
+    proc = run_script("data_prep/shard.py", "--a", photos, "--out", tmp_path / "only_a")
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads((tmp_path / "only_a" / "manifest.json").read_text())["splits"]["train"]) == {"A"}

@@ -286,3 +286,38 @@ def test_a_run_dir_belongs_to_one_run_and_tensorboard_keeps_one_run(tmp_path, sh
     strip = np.asarray(image.convert("L"))[: image.height - 32]
     assert (strip < 128).any() and (strip > 200).mean() > 0.5  # dark caption text on a white strip
     assert any(t.startswith("config") for t in events.Tags()["tensors"])  # the resolved config, once, as text
+
+
+def test_a_raw_image_folder_is_sharded_once_into_the_runs_cache(tmp_path):
+    from conftest import make_synth
+
+    from brushwork import shards as shard_lib
+
+    raw = make_synth(tmp_path / "raw", 6, n_test=2, size=32)  # trainA/ trainB/ testA/ testB/
+    run = tmp_path / "run"
+    proc = run_train(run, raw, "--max_steps", 2, "--num_workers", 0, "--checkpoint_every", 100)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"data: {raw} is an image folder, not shards: sharding it into {run}/shards" in proc.stdout
+    manifest = shard_lib.read_manifest(str(run / "shards"))
+    assert manifest["splits"]["train"] == {"A": {"samples": 6, "shards": 1}, "B": {"samples": 6, "shards": 1}}
+    tars = {p: p.stat().st_mtime_ns for p in (run / "shards").rglob("*.tar")}
+    proc = run_train(run, raw, "--max_steps", 4, "--num_workers", 0, "--resume", "auto")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in (run / "shards").rglob("*.tar")} == tars  # reused, not rewritten
+    assert json.loads((run / "checkpoints" / "step_00000004" / "meta.json").read_text())["step"] == 4
+    # a changed folder is not silently re-sharded under a resumed run
+    (raw / "trainA" / sorted(os.listdir(raw / "trainA"))[0]).unlink()
+    proc = run_train(run, raw, "--max_steps", 6, "--num_workers", 0, "--resume", "auto")
+    assert_one_error_line(proc, f"{raw} changed since {run}/shards was sharded from it (1 input image(s) removed)",
+                          "start a new --run_dir")
+    # a plain folder is one domain: CycleGAN says what it needs; fast style trains on it
+    photos = raw / "trainB"
+    proc = run_train(tmp_path / "r2", photos, "--max_steps", 1)
+    assert_one_error_line(proc, "a plain folder of images is one domain; this trainer needs trainA/ and trainB/")
+    assert not (tmp_path / "r2").exists()
+    from test_fast_style import run_fast
+
+    proc = run_fast(tmp_path / "fast", photos, "--max_steps", 1, "--num_workers", 0)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert shard_lib.read_manifest(str(tmp_path / "fast" / "shards"))["splits"]["train"]["B"]["samples"] == 6
+    assert (tmp_path / "fast" / "checkpoints" / "step_00000001").is_dir()

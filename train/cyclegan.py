@@ -5,6 +5,7 @@
   accelerate launch train/cyclegan.py --domain monet --resume auto
   accelerate launch --mixed_precision bf16 train/cyclegan.py --domain monet
   accelerate launch train/cyclegan.py --data s3://bucket/monet2photo --run_dir runs/mine
+  accelerate launch train/cyclegan.py --data data/raw/monet2photo   # an image folder: sharded once into RUN/shards
   tensorboard --logdir runs
 
 The defaults are the paper's (the original code's); --domain picks brushwork/presets/cyclegan/{domain}.toml,
@@ -35,13 +36,12 @@ def default_preset(flags: dict) -> str | None:
 
 def main(cfg: CycleGANConfig) -> int:
     # the library (torch) is imported here, not at the top: --help and flag errors answer at once
-    from brushwork import data, shards, trainer
+    from brushwork import data, trainer
     from brushwork.cyclegan import CycleGANTrainer
 
     cfg = cfg.replace(data=cfg.data or f"data/shards/{cfg.domain}2photo",
                       run_dir=cfg.run_dir or f"runs/cyclegan-{cfg.domain}")
-    shards.read_manifest(cfg.data)  # a missing dataset is one line before anything is created
-    accelerator, cfg = trainer.launch(cfg)
+    accelerator, cfg = trainer.launch(cfg, domains=("A", "B"))
     model = CycleGANTrainer(cfg, accelerator, rank=accelerator.process_index)
     aug = data.Augment(cfg.load_size, cfg.crop_size, flip=not cfg.no_flip, preprocess=cfg.preprocess)
     trainer.train(cfg, accelerator, model, name=cfg.domain, aug=aug)

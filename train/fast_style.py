@@ -5,6 +5,7 @@
   accelerate launch train/fast_style.py --style wave.jpg,scream.jpg --data data/shards/monet2photo  # one net, 2 styles
   accelerate launch train/fast_style.py --style starry_night.jpg --run_dir runs/fast-starry --resume auto
   python train/fast_style.py --style s.jpg --data shards/ --random_vgg --width 8 --max_steps 50   # a smoke run
+  accelerate launch train/fast_style.py --style wave.jpg --data my/photos    # a plain photo folder: sharded into RUN/shards
 
 The network paints a photo in one forward pass (eval/stylize.py applies it at full resolution); it is
 trained with Gatys's perceptual losses measured by VGG-16 (--loss_network vgg19 for VGG-19): content
@@ -28,7 +29,7 @@ from brushwork.schemas.train import FastStyleConfig
 
 def main(cfg: FastStyleConfig) -> int:
     # the library (torch) is imported here, not at the top: --help and flag errors answer at once
-    from brushwork import data, shards, trainer
+    from brushwork import data, trainer
     from brushwork.fast_style import FastStyleTrainer, style_name
 
     if not cfg.data:
@@ -37,8 +38,7 @@ def main(cfg: FastStyleConfig) -> int:
         raise BrushworkError("give --data SHARDS (a shard root whose --domain holds the content photos)")
     name = "+".join(style_name(s) for s in cfg.style) or "style"
     cfg = cfg.replace(run_dir=cfg.run_dir or f"runs/fast-{name}")
-    shards.read_manifest(cfg.data)  # a missing dataset is one line before anything is created
-    accelerator, cfg = trainer.launch(cfg)
+    accelerator, cfg = trainer.launch(cfg, domains=(cfg.domain,))
     model = FastStyleTrainer(cfg, accelerator, rank=accelerator.process_index)
     aug = data.Augment(cfg.size, cfg.size, flip=False, preprocess="center")
     trainer.train(cfg, accelerator, model, name=f"fast style {name}", aug=aug)

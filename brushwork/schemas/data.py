@@ -71,11 +71,11 @@ class PretrainedConfig(Config):
 class ShardConfig(Config):
     """``data_prep/shard.py``: images → validated WebDataset shards."""
 
-    input: str = setting("", "dataset folder or .zip in the original layout (trainA trainB testA testB)",
-                         positional=True)
+    input: str = setting("", "dataset folder or .zip in the original layout (trainA trainB testA testB), or a "
+                             "plain folder of photos (domain B)", positional=True)
     out: str = setting("", "output folder or fsspec URL, e.g. data/shards/monet2photo or s3://bucket/monet2photo")
-    a: str = setting("", "your own domain-A training folder (instead of INPUT)")
-    b: str = setting("", "your own domain-B training folder (instead of INPUT)")
+    a: str = setting("", "your own domain-A training folder (instead of INPUT; alone: a one-domain dataset)")
+    b: str = setting("", "your own domain-B training folder (instead of INPUT; alone: a one-domain dataset)")
     test_a: str = setting("", "optional domain-A test folder (with --a/--b)")
     test_b: str = setting("", "optional domain-B test folder (with --a/--b)")
     samples_per_shard: int = setting(64, "images per shard (any number of ranks and workers can read any shard "

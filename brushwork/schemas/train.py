@@ -18,7 +18,9 @@ Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_
 class TrainConfig(Config):
     """The loop's settings, the same for every trainer: data, run dir, schedule, cadence, precision."""
 
-    data: str = setting("", "shard root of the dataset: a folder or an fsspec URL such as s3://bucket/monet2photo")
+    data: str = setting("", "the dataset: a shard root (folder or fsspec URL such as s3://bucket/monet2photo), or a "
+                            "local image folder (trainA/ trainB/, or plain photos for one domain) that is sharded "
+                            "once into RUN/shards")
     run_dir: str = setting("", "run folder: config.toml, checkpoints/, tb/, samples/, export/")
     resume: str = setting("", "'auto' continues from run_dir's newest checkpoint (a fresh start if there is "
                               "none); or a checkpoints/step_N folder")
