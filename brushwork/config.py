@@ -33,6 +33,7 @@ from .fileio import atomic_write_text, is_within
 CONFIG_ROOT = Path(str(resources.files(__package__))) / "presets"
 DEFAULTS = "default"  # the preset name that means the dataclass's own defaults (no file holds them)
 INHERIT_KEY = "inherit"
+LAUNCH_TABLE = "launch"  # in a run's config.toml: what accelerate decided (processes, precision, dynamo)
 
 
 def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -147,6 +148,7 @@ def load_preset(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[s
         raise ConfigError(f"preset file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix the file") from None
+    values.pop(LAUNCH_TABLE, None)  # a run's config.toml used as a preset: the launcher's record is not a flag
     parent = values.pop(INHERIT_KEY, None)
     if parent is None:
         return values
@@ -389,10 +391,16 @@ def to_toml(cfg: Any, header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_resolved(cfg: Any, out_dir: str | os.PathLike, name: str = "config.toml") -> Path:
-    """Write the resolved config into ``out_dir`` atomically; returns the path."""
+def write_resolved(cfg: Any, out_dir: str | os.PathLike, name: str = "config.toml",
+                   launch: Mapping[str, Any] | None = None) -> Path:
+    """Write the resolved config into ``out_dir`` atomically; returns the path. ``launch``: what the launcher
+    decided (processes, precision, dynamo), recorded as a ``[launch]`` table that a preset read back ignores."""
     path = Path(out_dir) / name
-    atomic_write_text(path, to_toml(cfg))
+    text = to_toml(cfg)
+    if launch:
+        text += f"\n[{LAUNCH_TABLE}]  # what the launcher decided; not flags\n" + "".join(
+            f"{k} = {_toml_value(v)}\n" for k, v in launch.items())
+    atomic_write_text(path, text)
     return path
 
 

@@ -3,7 +3,7 @@
 On a terminal, a tqdm bar, with every other line printed above it (``write``). When stdout is a
 file or a pipe (every SLURM job), plain lines instead, e.g.::
 
-    step 1200/240000 (epoch 1.12/200) | G 3.21 D 0.48 | lr 2.0e-04 | 1.9 img/s | ETA 3d 04h
+    images 1200/240000 (epoch 1.12/200, step 1200) | G 3.21 D 0.48 | lr 2.0e-04 | 1.9 img/s | ETA 3d 04h
     shard 320/1072 img (30 %) | 41.5 img/s | ETA 18s
 
 One job has one progress stream: only the process that owns it (rank 0) creates an enabled one.
@@ -56,8 +56,8 @@ class Progress:
 
     ``update`` adds work and, in line mode, prints a line when ``every_seconds`` have passed (and
     when the work is complete; ``every_seconds=None``: never by itself); ``line`` prints one right
-    away with the caller's fields (training prints one every ``log_every`` steps). The rate and ETA count only the work done in this
-    process, so a resumed job estimates from its own speed.
+    away with the caller's fields (training prints one every ``log_every`` steps). The rate and ETA
+    count only the work done in this process, so a resumed job estimates from its own speed.
     """
 
     def __init__(self, total: int, *, desc: str, unit: str, initial: int = 0, enabled: bool = True,

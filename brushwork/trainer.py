@@ -198,17 +198,23 @@ class TrainingLoop:
         cfg, c = self.cfg, self.counters
         self.epoch_images = steps_per_epoch * self.global_batch
         epochs = cfg.epochs + cfg.epochs_decay
-        total_steps = math.ceil(schedule.total_images(self.epoch_images, cfg.epochs, cfg.epochs_decay) / self.global_batch)
-        end_step = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
+        # the schedule ends at a number of images, not steps: a resume on another number of processes (another
+        # global batch) trains the images that are left, and the progress line and TensorBoard count images
+        total_images = schedule.total_images(self.epoch_images, cfg.epochs, cfg.epochs_decay)
+        end_step = c.step + math.ceil(max(0, total_images - c.images_seen) / self.global_batch)
+        if cfg.max_steps:
+            end_step = min(end_step, max(cfg.max_steps, c.step))
+        end_images = c.images_seen + (end_step - c.step) * self.global_batch
         self.note(f"training {self.name}: {self.world} process(es) x batch {cfg.batch_size} on {self.acc.device}, "
-                  f"{steps_per_epoch} steps/epoch, step {c.step} -> {end_step} of {total_steps}; run dir "
-                  f"{self.run_dir}" + (f"; {describe}" if describe else ""))
+                  f"{steps_per_epoch} steps/epoch, step {c.step} -> {end_step}, images {c.images_seen} -> "
+                  f"{end_images} of {total_images}; run dir {self.run_dir}" + (f"; {describe}" if describe else ""))
         if c.step >= end_step:
-            self.note(f"already at step {c.step}: nothing to train (raise --max_steps or --epochs to continue)")
+            self.note(f"already at step {c.step} ({c.images_seen} images): nothing to train (raise --max_steps or "
+                      "--epochs to continue)")
             return False
         for sig in (signal.SIGTERM, signal.SIGUSR1):
             signal.signal(sig, lambda signum, _frame: self.stop_signals.append(signum))
-        self.progress = Progress(end_step, desc="step", unit="step", initial=c.step,
+        self.progress = Progress(end_images, desc="images", unit="img", initial=c.images_seen,
                                  enabled=self.acc.is_main_process, every_seconds=None)
         cli.started()
         stream = loader_batches(loader)
@@ -224,11 +230,11 @@ class TrainingLoop:
                 losses, images = self.trainer.step(batch)
                 epoch_before = schedule.epoch_of(c.images_seen, self.epoch_images)
                 c.step, c.images_seen, c.data_batches = c.step + 1, c.images_seen + self.global_batch, c.data_batches + 1
-                self.progress.update(1)
+                self.progress.update(self.global_batch)
                 if c.step % cfg.log_every == 0 or c.step == end_step:
                     now = time.perf_counter()
                     rate = (c.step - last_log) * self.global_batch * len(self.trainer.data_domains) / (now - last_time)
-                    self.log(losses, lr, rate, end_step, epochs)
+                    self.log(losses, lr, rate, end_images, epochs)
                     last_log, last_time = c.step, now
                 if c.step % cfg.sample_every == 0 or c.step == end_step:
                     self.write_sample(images)
@@ -259,7 +265,7 @@ class TrainingLoop:
                f"{self.cfg.lr:g}) in a new --run_dir")
         raise BrushworkError(f"step {self.counters.step}: the loss is not finite ({bad}); stopped without saving; {fix}")
 
-    def log(self, losses: dict[str, torch.Tensor], lr: float, rate: float, end_step: int, epochs: int) -> None:
+    def log(self, losses: dict[str, torch.Tensor], lr: float, rate: float, end_images: int, epochs: int) -> None:
         names = list(losses)
         values = self.acc.reduce(torch.stack([losses[k].float() for k in names]), "mean").tolist()
         if not all(math.isfinite(v) for v in values):
@@ -267,12 +273,13 @@ class TrainingLoop:
         mean = dict(zip(names, values))
         c = self.counters
         scalars = {f"loss/{k}": v for k, v in mean.items()}
-        scalars.update({"lr": lr, "images_per_s": rate, "epoch": c.images_seen / self.epoch_images})
-        self.acc.log(scalars, step=c.step)
+        scalars.update({"lr": lr, "images_per_s": rate, "epoch": c.images_seen / self.epoch_images, "step": c.step})
+        self.acc.log(scalars, step=c.images_seen)  # the axis is images seen: the same on any number of processes
         epoch = c.images_seen / self.epoch_images
         domains = "+".join(self.trainer.data_domains)
         fields = f"{self.trainer.summary(mean)} | lr {lr:.1e} | {rate:.1f} img/s ({domains})"
-        self.progress.line(fields, position=f"step {c.step}/{end_step} (epoch {epoch:.2f}/{epochs})")
+        self.progress.line(fields, position=f"images {c.images_seen}/{end_images} (epoch {epoch:.2f}/{epochs}, "
+                                            f"step {c.step})")
 
     def write_sample(self, images: dict) -> None:
         if not self.acc.is_main_process:
@@ -284,7 +291,7 @@ class TrainingLoop:
         save_image(grid, self.run_dir / "samples" / f"step_{self.counters.step:08d}.png")
         tb = self.tensorboard()
         if tb is not None:
-            tb.add_image("samples", to_unit_tensor(grid), self.counters.step)
+            tb.add_image("samples", to_unit_tensor(grid), self.counters.images_seen)
 
     def tensorboard(self):
         """The SummaryWriter, or None (another tracker, --log_with none, or not rank 0: accelerate then
@@ -348,13 +355,25 @@ def launch(cfg, domains: tuple[str, ...]):
     return accelerator, cfg
 
 
-def start_trackers(accelerator, cfg, resumed_step: int | None) -> None:
-    """One tracker run per run dir: TensorBoard appends to tb/, dropping the steps a resume repeats."""
+def launch_record(accelerator) -> dict:
+    """What accelerate decided for this run, for config.toml's [launch] table."""
+    import os
+
+    machines = os.environ.get("GROUP_WORLD_SIZE", "1")  # torchrun's count of node groups
+    return {"processes": accelerator.num_processes, "machines": int(machines) if machines.isdigit() else 1,
+            "mixed_precision": accelerator.mixed_precision,
+            "dynamo_backend": str(accelerator.state.dynamo_plugin.backend.value).lower(),
+            "distributed_type": str(accelerator.distributed_type.value).lower(), "device": str(accelerator.device)}
+
+
+def start_trackers(accelerator, cfg, resumed_images: int | None) -> None:
+    """One tracker run per run dir: TensorBoard appends to tb/ (its axis: images seen), dropping the points a
+    resume repeats."""
     from .config import to_toml
 
-    kwargs = {"tensorboard": {"purge_step": resumed_step + 1}} if resumed_step is not None else {}
+    kwargs = {"tensorboard": {"purge_step": resumed_images + 1}} if resumed_images is not None else {}
     accelerator.init_trackers("tb", init_kwargs=kwargs)  # no hparams: TensorBoard would add a run per start
-    if "tensorboard" in cfg.log_with and accelerator.is_main_process and resumed_step is None:
+    if "tensorboard" in cfg.log_with and accelerator.is_main_process and resumed_images is None:
         tb = accelerator.get_tracker("tensorboard", unwrap=True)
         tb.add_text("config", "    " + to_toml(cfg).replace("\n", "\n    "), 0)
 
@@ -376,8 +395,8 @@ def train(cfg, accelerator, trainer: Trainer, *, name: str, aug, pin_memory: boo
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory, domains=trainer.data_domains)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        config.write_resolved(cfg, run_dir)
-    start_trackers(accelerator, cfg, c.step if resumed else None)
+        config.write_resolved(cfg, run_dir, launch=launch_record(accelerator))
+    start_trackers(accelerator, cfg, c.images_seen if resumed else None)
     describe = f"precision {cfg.mixed_precision}" + (", compiled" if cfg.compile else "")
     stopped = loop.run(loader, steps_per_epoch, describe=describe)
     accelerator.end_training()

@@ -153,8 +153,8 @@ def test_two_nodes_on_localhost_then_resume_on_one_node(tmp_path, shards):
 
     acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
-    lr = {e.step: e.value for e in acc.Scalars("lr")}
-    assert abs(lr[20] - 2e-4 * (1 - 2 / 4)) < 1e-9  # images seen before step 20: 38 -> epoch 2
+    lr = {e.step: e.value for e in acc.Scalars("lr")}  # the axis: images seen
+    assert abs(lr[40] - 2e-4 * (1 - 2 / 4)) < 1e-9  # images seen before step 20: 38 -> epoch 2
 
 
 def test_prep_shards_array_then_manifest(tmp_path, shims):

@@ -76,8 +76,10 @@ def test_accelerate_launch_mixed_precision_reaches_the_run_unless_a_flag_says_ot
     proc = launch("--num_processes", 1, "--mixed_precision", "bf16", *script, "--run_dir", tmp_path / "a",
                   "--max_steps", 1)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert tomllib.loads((tmp_path / "a" / "config.toml").read_text())["mixed_precision"] == "bf16"
-    assert "precision bf16" in proc.stdout
+    recorded = tomllib.loads((tmp_path / "a" / "config.toml").read_text())
+    assert recorded["mixed_precision"] == "bf16" and "precision bf16" in proc.stdout
+    assert recorded["launch"] == {"processes": 1, "machines": 1, "mixed_precision": "bf16", "dynamo_backend": "no",
+                                  "distributed_type": "no", "device": "cpu"}  # what accelerate decided
     proc = launch("--num_processes", 1, "--mixed_precision", "bf16", *script, "--run_dir", tmp_path / "b",
                   "--max_steps", 1, "--mixed_precision", "no")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -125,9 +127,10 @@ def test_a_job_log_file_has_step_lines_with_losses_rate_and_eta(tmp_path):
                               env={**os.environ, **TRAIN_ENV}, timeout=300)
     assert proc.returncode == 0
     text = log.read_text()
-    lines = [l for l in text.splitlines() if l.startswith("step ")]
+    lines = [l for l in text.splitlines() if l.startswith("images ")]
     assert len(lines) == 3  # --log_every 2 (TINY_GAN)
-    pattern = r"^step (\d+)/6 \(epoch [\d.]+/200\) \| G [\d.]+ D [\d.]+ \| lr 2\.0e-04 \| [\d.]+ img/s \(A\+B\) \| ETA "
+    pattern = (r"^images (\d+)/6 \(epoch [\d.]+/200, step \d+\) \| G [\d.]+ D [\d.]+ \| lr 2\.0e-04 \| [\d.]+ img/s "
+               r"\(A\+B\) \| ETA ")
     assert all(re.match(pattern, l) for l in lines), lines
     assert [int(re.match(pattern, l).group(1)) for l in lines] == [2, 4, 6]
     assert "\r" not in text  # no progress bar in a file
@@ -172,8 +175,8 @@ def test_on_a_terminal_training_draws_one_bar_and_prints_other_lines_above_it(tm
     code, text = run_in_terminal(train_command(tmp_path / "run", out, "--max_steps", 6, "--num_workers", 0,
                                                "--checkpoint_every", 3))
     assert code == 0, text[-3000:]
-    assert re.search(r"step: 100%\|[^\r\n]*\| 6/6 ", text), text[-3000:]  # the tqdm bar, redrawn with \r
-    assert not re.search(r"step \d+/6 \(epoch", text)  # no log-file lines on a terminal
+    assert re.search(r"images: 100%\|[^\r\n]*\| 6/6 ", text), text[-3000:]  # the tqdm bar, redrawn with \r
+    assert not re.search(r"images \d+/6 \(epoch", text)  # no log-file lines on a terminal
     assert re.search(r"G [\d.]+, D [\d.]+|G [\d.]+ D [\d.]+", text)  # losses ride on the bar
     notices = [m.start() for m in re.finditer(r"checkpoint: ", text)]
     assert len(notices) == 2, text[-3000:]  # steps 3 and 6

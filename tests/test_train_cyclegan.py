@@ -75,10 +75,14 @@ def test_two_processes_stay_in_sync_and_log_to_tensorboard(tmp_path, shards):
     for name in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B"):
         assert f"loss/{name}" in tags["scalars"]
     assert {"lr", "images_per_s"} <= set(tags["scalars"])
-    assert [e.step for e in events.Scalars("loss/G_A")] == [2, 4, 6, 8]
+    assert [e.step for e in events.Scalars("loss/G_A")] == [4, 8, 12, 16]  # the axis: images seen (2 per step)
     assert "samples" in tags["images"] and len(events.Images("samples")) == 2
     assert (run / "samples" / "step_00000008.png").is_file()
-    assert (run / "export" / "G_A.pth").is_file() and (run / "config.toml").is_file()
+    assert (run / "export" / "G_A.pth").is_file()
+    import tomllib
+
+    launch = tomllib.loads((run / "config.toml").read_text())["launch"]
+    assert (launch["processes"], launch["distributed_type"]) == (2, "multi_cpu")
     assert "\n" not in (run / "checkpoints" / "latest").read_text().strip()
 
 
@@ -214,14 +218,23 @@ def test_resume_on_another_world_size_keeps_the_lr_schedule(tmp_path, shards):
     assert "data order restarts" in proc.stdout
     meta = ckpt(run)["meta"]
     assert meta["images_seen"] == 24 + 18 and meta["world"] == 1
-    lrs = {e.step: e.value for e in tensorboard_events(run).Scalars("lr")}
+    # one axis on both sides of the resume: images seen (TensorBoard and the progress line), no jump, no repeat
+    events = tensorboard_events(run)
+    lrs = {e.step: e.value for e in events.Scalars("lr")}
+    assert sorted(lrs) == [*range(4, 25, 4), *range(26, 43, 2)]  # every 2 steps: 4 images, then 2
+    assert [e.step for e in events.Scalars("step")] == sorted(lrs) and events.Scalars("step")[-1].value == 30
+    assert "step 12 -> 30, images 24 -> 42 of 64" in proc.stdout and "images 26/42 (epoch 1.62/4, step 14)" in proc.stdout
     epoch_images = 16
-    for step, lr in lrs.items():
-        before = 2 * (step - 1) if step <= 12 else 24 + (step - 1 - 12)  # images seen before that step
+    for images, lr in lrs.items():
+        before = images - (2 if images <= 24 else 1)  # images seen before that step
         epoch = before // epoch_images
         expected = 2e-4 * (1 - max(0, epoch + 1 - 1) / 4)
-        assert abs(lr - expected) < 1e-9, (step, lr, expected)
+        assert abs(lr - expected) < 1e-9, (images, lr, expected)
     assert min(lrs.values()) < 2e-4 * 0.5  # the run really reached the decay
+    # the schedule ends at its images, whatever the processes: 64 images, 24 of them on 2 processes
+    proc = run_train(run, shards, *flags, "--resume", "auto", procs=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "step 30 -> 52, images 42 -> 64 of 64" in proc.stdout and ckpt(run)["meta"]["images_seen"] == 64
 
 
 def test_mismatched_or_damaged_checkpoint_is_one_clear_error(tmp_path, shards):
