@@ -91,6 +91,7 @@ def parse_args(cls: type, argv: list[str], allow_preset: bool = False) -> tuple[
     fields = {f.name: f for f in dataclasses.fields(cls)}
     types_ = config.field_types(cls)
     aliases = config.aliases_of(cls)
+    renamed = config.renamed_of(cls)
     positional = [n for n, f in fields.items() if f.metadata.get("positional")]
     values: dict[str, Any] = {}
     preset = None
@@ -109,6 +110,9 @@ def parse_args(cls: type, argv: list[str], allow_preset: bool = False) -> tuple[
             raise ConfigError(f"unknown option {token}; flags are spelt --name (see --help)")
         name, has_value, inline = token[2:].partition("=")
         name = name.replace("-", "_")
+        if name in renamed and rank() == 0:
+            print_line(f"note: --{name} is spelled --{renamed[name]} now (one word per meaning in every command, "
+                       "README 'Flag vocabulary'); the old spelling still works", sys.stderr)
         name = aliases.get(name, name)
         if allow_preset and name == "preset":
             if not has_value:

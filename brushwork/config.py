@@ -38,7 +38,7 @@ LAUNCH_TABLE = "launch"  # in a run's config.toml: what accelerate decided (proc
 
 def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
             positional: bool = False, alias: str | tuple[str, ...] | None = None, role: str | None = None,
-            required: bool = False) -> Any:
+            required: bool = False, renamed: str | tuple[str, ...] | None = None) -> Any:
     """A config field: its default, help text and bounds.
 
     ``min``/``max`` bound a number (or every item of a list), inclusive. ``positional``: the field
@@ -46,10 +46,13 @@ def setting(default: Any, help: str, *, min: float | None = None, max: float | N
     names (e.g. ``from`` for ``from_path``, or the original CycleGAN code's ``lambda_A``). ``role``: a tag a tool uses to group fields (the
     Gatys runner marks the settings that may differ per pair, and those that shape its output).
     ``required``: a run without it is refused (exit 2) before any work; its default is the empty value.
+    ``renamed``: this flag's earlier spellings (one word per meaning across commands): still accepted, with a
+    one-line note naming the current one.
     """
     aliases = (alias,) if isinstance(alias, str) else tuple(alias or ())
+    old_names = (renamed,) if isinstance(renamed, str) else tuple(renamed or ())
     meta = {"help": help, "min": min, "max": max, "positional": positional, "alias": aliases, "role": role,
-            "required": required}
+            "required": required, "renamed": old_names}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple for list defaults (configs are frozen)")
     return dataclasses.field(default=default, metadata=meta)
@@ -306,8 +309,14 @@ def check_value(cls: type, name: str, value: Any, label: str) -> None:
 
 
 def aliases_of(cls: type) -> dict[str, str]:
-    """{other flag name: field name} of a config class."""
-    return {a: f.name for f in dataclasses.fields(cls) for a in f.metadata.get("alias") or ()}
+    """{other flag name: field name} of a config class (earlier spellings included)."""
+    return {a: f.name for f in dataclasses.fields(cls)
+            for a in (*(f.metadata.get("alias") or ()), *(f.metadata.get("renamed") or ()))}
+
+
+def renamed_of(cls: type) -> dict[str, str]:
+    """{earlier spelling: field name} of a config class."""
+    return {a: f.name for f in dataclasses.fields(cls) for a in f.metadata.get("renamed") or ()}
 
 
 def _suggest(name: str, valid: list[str]) -> str:
@@ -437,6 +446,8 @@ def describe(cls: type, defaults: Any = None) -> str:
         if f.metadata.get("positional"):
             name += f" (or --{f.name})"
         alias = f" (also --{', --'.join(f.metadata['alias'])})" if f.metadata.get("alias") else ""
+        if f.metadata.get("renamed"):
+            alias += f" (formerly --{', --'.join(f.metadata['renamed'])})"
         default_text = "required" if f.metadata.get("required") else f"default {shown or '(empty)'}"
         rows.append(f"  {name:<22} {type_name(tp)}{bounds}; {default_text}{alias}\n"
                     f"      {f.metadata.get('help', '')}")

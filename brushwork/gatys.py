@@ -65,23 +65,53 @@ class Targets:
     tv_weight: torch.Tensor                   # (B,)
 
 
+class NormalizedGradient(torch.autograd.Function):
+    """Identity forward; backward divides each sample's gradient of one weighted layer loss by the L1 norm of its
+    unweighted gradient (neural-style's -normalize_gradients: every layer pulls with the strength of its weight,
+    however large its raw gradient)."""
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(weight)
+        return features.view_as(features)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (weight,) = ctx.saved_tensors
+        w = weight.reshape(-1, *([1] * (grad.dim() - 1)))
+        raw = torch.where(w != 0, grad / torch.where(w != 0, w, torch.ones_like(w)), torch.zeros_like(grad))
+        norm = raw.abs().flatten(1).sum(1).reshape_as(w)
+        return w * raw / (norm + 1e-8), None
+
+
 class GatysObjective:
-    """Callable (images (b, 3, H, W) in [0, 1], sample indices) → per-sample total loss (b,)."""
+    """Callable (images (b, 3, H, W) in [0, 1], sample indices) → per-sample total loss (b,).
+
+    ``normalize_gradients``: each layer's gradient is L1-normalised before its weight applies (the loss value
+    is unchanged, so an optimiser that searches along the loss needs --line_search none, as in neural-style).
+    """
 
     def __init__(self, vgg: VGGFeatures, targets: Targets, content_layers: list[str], style_layers: list[str],
-                 normalization: str = "paper"):
+                 normalization: str = "paper", normalize_gradients: bool = False):
         self.vgg, self.t = vgg, targets
         self.content_layers, self.style_layers = content_layers, style_layers
         self.normalization = normalization
+        self.normalize_gradients = normalize_gradients
         self.last_parts: dict[str, torch.Tensor] = {}
 
     def parts(self, x: torch.Tensor, idx: list[int]) -> dict[str, torch.Tensor]:
         feats = self.vgg(x)
         t, norm = self.t, self.normalization
-        content = sum(t.content_layer_weights[idx, i] * content_loss(feats[l], t.content[l][idx], norm)
-                      for i, l in enumerate(self.content_layers))
-        style = sum(t.style_layer_weights[idx, i] * style_layer_loss(feats[l], t.style[l][idx], norm)
-                    for i, l in enumerate(self.style_layers))
+
+        def use(layer: str, weight: torch.Tensor) -> torch.Tensor:
+            return NormalizedGradient.apply(feats[layer], weight) if self.normalize_gradients else feats[layer]
+
+        content = sum(t.content_layer_weights[idx, i] * content_loss(
+            use(l, t.content_weight[idx] * t.content_layer_weights[idx, i]), t.content[l][idx], norm)
+            for i, l in enumerate(self.content_layers))
+        style = sum(t.style_layer_weights[idx, i] * style_layer_loss(
+            use(l, t.style_weight[idx] * t.style_layer_weights[idx, i]), t.style[l][idx], norm)
+            for i, l in enumerate(self.style_layers))
         tv = total_variation(x) if bool((t.tv_weight[idx] != 0).any()) else torch.zeros_like(content)
         return {"content": content, "style": style, "tv": tv}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from .errors import BrushworkError
 from .fileio import atomic_write_text, save_figure
 from .grids import caption_font, fit_text
 from .images import load_image, save_image
-from .schemas.gatys import Fig3Config, Fig4Config
+from .schemas.gatys import Fig3Config, Fig4Config, GatysConfig, GatysSettings
 
 
 def fig3(cfg: Fig3Config) -> int:
@@ -32,7 +33,9 @@ def fig3(cfg: Fig3Config) -> int:
                                      "style_layers": layers, "style_layer_weights": [1.0 / depth] * depth}))
     pairs_file = out / "fig3_pairs.jsonl"
     atomic_write_text(pairs_file, "\n".join(lines) + "\n")
-    run = cfg.replace(pairs=str(pairs_file), out=str(cells_dir), batch=max(cfg.batch, len(lines)))
+    shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(GatysSettings)}
+    run = GatysConfig(**{**shared, "batch_size": max(cfg.batch_size, len(lines))}, pairs=str(pairs_file),
+                      out=str(cells_dir), overwrite=cfg.overwrite)
     pairs, _ = gatys_run.read_pairs(run)  # the cells' names are ours: none is refused
     todo = gatys_run.pairs_to_render(cells_dir, pairs, cfg.overwrite)
     if todo:

@@ -150,6 +150,7 @@ def _pairs_file(path: Path, cfg: GatysConfig) -> list[Pair]:
     """The pairs of a file; rows with equal overrides share one config, paths are resolved once each."""
     configs: dict[str, GatysConfig] = {}
     resolved: dict[str, str] = {}
+    renamed = config.renamed_of(GatysConfig)  # a pairs file written for an earlier version ("size") still reads
 
     def resolve(p: str) -> str:
         if p not in resolved:
@@ -165,7 +166,10 @@ def _pairs_file(path: Path, cfg: GatysConfig) -> list[Pair]:
         # "a.jpg+b.jpg" blends two styles, unless the whole text is one file (a name with a "+" in it)
         styles = row["style"] if isinstance(row["style"], list) else \
             [text] if Path(resolve(text)).is_file() else text.split("+")
-        overrides = {k: v for k, v in row.items() if k not in ("content", "style", "name") and v not in ("", None)}
+        overrides = {renamed.get(k, k): v for k, v in row.items()
+                     if k not in ("content", "style", "name") and v not in ("", None)}
+        if "init_image" in overrides:
+            overrides["init_image"] = resolve(str(overrides["init_image"]))
         unknown = sorted(set(overrides) - set(PAIR_KEYS))
         if unknown:
             raise ConfigError(f"{where}: {unknown[0]!r} cannot be set per pair; per-pair keys: {', '.join(PAIR_KEYS)}")
@@ -264,7 +268,7 @@ class DoneCounter:
 def input_record(pair: Pair) -> list[list[str]]:
     """[real path, size:mtime] of the content and each style: what says an input is another or changed."""
     record = []
-    for path in (pair.content, *pair.styles):
+    for path in (pair.content, *pair.styles, *((pair.cfg.init_image,) if pair.cfg.init_image else ())):
         try:
             st = os.stat(path)
             record.append([os.path.realpath(path), f"{st.st_size}:{st.st_mtime_ns}"])
@@ -298,7 +302,7 @@ def changed_settings(out: str | Path, pairs: list[Pair]) -> list[tuple[Pair, str
 
 
 def scale_sizes(cfg: GatysConfig) -> tuple[int, ...]:
-    return tuple(cfg.multiscale) if cfg.multiscale else (cfg.size,)
+    return tuple(cfg.multiscale) if cfg.multiscale else (cfg.image_size,)
 
 
 def fit(width: int, height: int, longer: int) -> tuple[int, int]:
@@ -366,8 +370,8 @@ def plan_pair(pair: Pair, headers: Headers) -> Planned:
     Nothing is decoded here: pixels are read right before the pair's batch renders.
     """
     width, height = headers.size(pair.content)
-    for style in pair.styles:
-        headers.size(style)
+    for path in (*pair.styles, *((pair.cfg.init_image,) if pair.cfg.init_image else ())):
+        headers.size(path)
     planned = Planned(pair, width, height)
     layers = (*pair.cfg.content_layers, *pair.cfg.style_layers)
     need = min_side(layers)
@@ -375,8 +379,17 @@ def plan_pair(pair: Pair, headers: Headers) -> Planned:
         h, w = planned.output_hw(longer)
         if min(h, w) < need:
             raise BrushworkError(f"{pair.content}: output {w}x{h} is too small for layers {', '.join(layers)} "
-                                 f"(each side needs at least {need} px); use a larger --size")
+                                 f"(each side needs at least {need} px); use a larger --image_size")
+        sh, sw = style_hw((h, w), pair.cfg.style_scale)
+        if min(sh, sw) < min_side(pair.cfg.style_layers):
+            raise BrushworkError(f"{pair.content}: style images at {sw}x{sh} (--style_scale {pair.cfg.style_scale:g})"
+                                 f" are too small for layers {', '.join(pair.cfg.style_layers)}; raise --style_scale")
     return planned
+
+
+def style_hw(hw: tuple[int, int], style_scale: float) -> tuple[int, int]:
+    """The size style images are cut to: the output's, times --style_scale."""
+    return max(1, round(hw[0] * style_scale)), max(1, round(hw[1] * style_scale))
 
 
 class ImageCache:
@@ -435,7 +448,8 @@ class Prepared:
     pair: Pair
     hws: list[tuple[int, int]]
     contents: list[torch.Tensor]            # per scale: (1, 3, H, W)
-    styles: list[list[torch.Tensor]]        # per scale: one (1, 3, H, W) per style image
+    styles: list[list[torch.Tensor]]        # per scale: one (1, 3, h, w) per style image (the output x style_scale)
+    inits: list[torch.Tensor] | None = None  # per scale: the --init_image at the output size
 
 
 def prepare(planned: Planned, images: ImageCache) -> Prepared:
@@ -443,8 +457,9 @@ def prepare(planned: Planned, images: ImageCache) -> Prepared:
     pair = planned.pair
     hws = [planned.output_hw(longer) for longer in scale_sizes(pair.cfg)]
     contents = images.get(pair.content, "fit", hws)
-    per_style = [images.get(s, "cover", hws) for s in pair.styles]
-    return Prepared(pair, hws, contents, [[st[i] for st in per_style] for i in range(len(hws))])
+    per_style = [images.get(s, "cover", [style_hw(hw, pair.cfg.style_scale) for hw in hws]) for s in pair.styles]
+    inits = images.get(pair.cfg.init_image, "fit", hws) if pair.cfg.init_image else None
+    return Prepared(pair, hws, contents, [[st[i] for st in per_style] for i in range(len(hws))], inits)
 
 
 def bucket_key(item: Planned) -> tuple:
@@ -503,10 +518,14 @@ def initial_images(items: list[Prepared], scale: int, contents: torch.Tensor,
     out = []
     for i, it in enumerate(items):
         c = it.pair.cfg
-        if c.init == "content":
+        if it.inits is not None:
+            out.append(it.inits[scale][0].to(contents))
+        elif c.init == "content":
             out.append(contents[i])
-        elif c.init == "style":
-            out.append(it.styles[scale][0][0].to(contents))
+        elif c.init == "style":  # cut to the output size even when --style_scale made the style another size
+            style = it.styles[scale][0]
+            out.append(F.interpolate(style, size=hw, mode="bicubic", align_corners=False).clamp(0, 1)[0].to(contents)
+                       if style.shape[-2:] != hw else style[0].to(contents))
         else:
             g = torch.Generator().manual_seed(c.seed + zlib.crc32(it.pair.name.encode()))
             out.append(torch.rand(3, *hw, generator=g).to(contents))
@@ -526,7 +545,7 @@ def render_batch(items: list[Prepared], vgg: VGGFeatures, cfg: GatysConfig, devi
     for scale, hw in enumerate(items[0].hws):
         longer = max(hw)
         targets, contents = build_targets(vgg, items, scale, content_layers, style_layers, device, dtype)
-        objective = gatys.GatysObjective(vgg, targets, content_layers, style_layers, norm)
+        objective = gatys.GatysObjective(vgg, targets, content_layers, style_layers, norm, cfg.normalize_gradients)
         x0 = initial_images(items, scale, contents, x)
         evals = [0]
 
@@ -599,7 +618,7 @@ def render_all(planned: list[Planned], cfg: GatysConfig, out: Path, device, rank
         failed.append(Failed(name, reason))
         report(f"failed: {name}: {reason}")
 
-    for bucket in buckets(planned, cfg.batch):
+    for bucket in buckets(planned, cfg.batch_size):
         batch = []
         for item in bucket:  # decoded now, not before: the job's memory is one batch
             try:

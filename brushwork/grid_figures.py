@@ -72,8 +72,8 @@ def run_grids(cfg: GridsConfig, out: Path) -> None:
         G_A, used_a = translate.load_generator(run, "AtoB", cfg.step)
         G_B, used_b = translate.load_generator(run, "BtoA", cfg.step)
         print(f"{run}: {used_a}; {used_b}")
-        real_A = test_tensors(source, "A", cfg.rows, cfg.seed, cfg.size)
-        real_B = test_tensors(source, "B", cfg.rows, cfg.seed, cfg.size)
+        real_A = test_tensors(source, "A", cfg.rows, cfg.seed, cfg.cell_size)
+        real_B = test_tensors(source, "B", cfg.rows, cfg.seed, cfg.cell_size)
         fake_B, fake_A = G_A(real_A), G_B(real_B)
         name = Path(run).name
         save_image(labelled_grid([real_A, fake_B, G_B(fake_B)], ["real A", "fake B", "reconstructed A"]),
@@ -102,11 +102,11 @@ def compare_grid(cfg: GridsConfig, out: Path) -> None:
         content = str(Path(source, "testB")) if Path(source, "testB").is_dir() else source
     items = choose(image_source(content, "test", "B"), cfg.rows, cfg.seed)
     photos = [it.load() for it in items]
-    columns, labels = [torch.stack([square(p, cfg.size) for p in photos])], ["photo"]
+    columns, labels = [torch.stack([square(p, cfg.cell_size) for p in photos])], ["photo"]
     for run in cfg.runs:
         kind = run_kind(run)
         if kind == "gatys":
-            for style, cells in gatys_columns(run, items, cfg.size).items():
+            for style, cells in gatys_columns(run, items, cfg.cell_size).items():
                 columns.append(cells)
                 labels.append(f"Gatys: {style}")
         elif kind == "fast_style":
@@ -114,7 +114,7 @@ def compare_grid(cfg: GridsConfig, out: Path) -> None:
 
             net, used, styles = load_stylizer(run, cfg.step)
             print(f"{run}: {used}")
-            x = torch.stack([square(p, cfg.size) for p in photos])
+            x = torch.stack([square(p, cfg.cell_size) for p in photos])
             for index, style in enumerate(styles):
                 columns.append(net((x + 1) / 2, index).clamp(0, 1) * 2 - 1)  # the network works in [0, 1]
                 labels.append(f"fast style: {style}")

@@ -17,10 +17,10 @@ from brushwork.schemas.data import SynthConfig
 
 def run(cfg: SynthConfig) -> int:
     with Progress(2 * (cfg.n_train + cfg.n_test), desc="synth", unit="img", every_seconds=15) as progress:
-        counts = synth.write_dataset(cfg.out, cfg.n_train, cfg.n_test, cfg.size, cfg.seed, progress.update)
+        counts = synth.write_dataset(cfg.out, cfg.n_train, cfg.n_test, cfg.image_size, cfg.seed, progress.update)
     config.write_resolved(cfg, cfg.out, "synth.toml")
     listing = ", ".join(f"{k} {v}" for k, v in counts.items())
-    print(f"synthetic dataset: {cfg.out} ({listing}; {cfg.size}x{cfg.size} px, seed {cfg.seed})")
+    print(f"synthetic dataset: {cfg.out} ({listing}; {cfg.image_size}x{cfg.image_size} px, seed {cfg.seed})")
     return 0
 
 

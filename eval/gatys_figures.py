@@ -2,7 +2,7 @@
 """The paper's Gatys figures: Fig. 3 (α/β × style-layer sweep) and Fig. 4 (total loss vs iteration).
 
   python eval/gatys_figures.py fig3 --content photo.jpg --style scream.jpg --out figs/ [--preset paper]
-        [--ratios 1e-5,1e-6,1e-7,1e-8] [--depths 3,4,5] [--size 256] [--iterations 300] [--random_vgg]
+        [--ratios 1e-5,1e-6,1e-7,1e-8] [--depths 3,4,5] [--image_size 256] [--iterations 300] [--random_vgg]
   python eval/gatys_figures.py fig4 renders/photo__scream.json [more.json ...] --out figs/fig4.png
 
 fig3 renders the whole grid as ONE batched job (one pair per cell, with per-pair α/β and style

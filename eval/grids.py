@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sample grids of trained runs on test images, and the three methods side by side.
 
-  python eval/grids.py runs/cyclegan-monet --out grids/ [--rows 4] [--seed 0] [--size 256] [--step N]
+  python eval/grids.py runs/cyclegan-monet --out grids/ [--rows 4] [--seed 0] [--cell_size 256] [--step N]
   python eval/grids.py runs/cyclegan-monet runs/cyclegan-cezanne runs/cyclegan-ukiyoe runs/cyclegan-vangogh --out grids/
   python eval/grids.py --compare renders/ runs/fast-starry runs/cyclegan-vangogh --content photos/ --out grids/
 

@@ -31,7 +31,7 @@ def build(cfg: SurveyBuildConfig) -> int:
     # resolved first: with --out . or DIR/.. the folder's name and parent are only known that way, and the key,
     # config and zip go beside the package, never into it
     out = Path(cfg.out).resolve()
-    key = survey.build(cfg.fakes, cfg.reals, str(out), cfg.n, cfg.size, cfg.quality, cfg.seed, cfg.title, cfg.zip)
+    key = survey.build(cfg.fakes, cfg.reals, str(out), cfg.n, cfg.image_size, cfg.quality, cfg.seed, cfg.title, cfg.zip)
     config.write_resolved(cfg, out.parent, f"{out.name}_config.toml")
     print(f"survey package: {out}/index.html ({len(key['order'])} images)" + (f", {out}.zip" if cfg.zip else ""))
     print(f"answer key (keep it, do not send it): {survey.key_path(out)}")

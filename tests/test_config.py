@@ -104,7 +104,7 @@ def test_cross_field_rules_hold_for_every_construction():
 
 
 def test_pair_keys_are_derived_from_the_schema():
-    assert "style_weight" in PAIR_KEYS and "size" in PAIR_KEYS and "normalization" not in PAIR_KEYS
+    assert "style_weight" in PAIR_KEYS and "image_size" in PAIR_KEYS and "normalization" not in PAIR_KEYS
     assert set(PAIR_KEYS) < set(RENDER_KEYS) and {"normalization", "pooling", "lr", "random_vgg"} < set(RENDER_KEYS)
     assert "out" not in RENDER_KEYS and "batch" not in RENDER_KEYS  # they do not change the pixels
 
@@ -169,10 +169,10 @@ def test_cli_flag_errors_are_one_line(tmp_path):
     proc = run_script("data_prep/synth.py", "--out", tmp_path, "--epochs", "3")
     assert_one_error_line(proc, "unknown flag --epochs", "valid flags: --out, --n_train")
     assert proc.returncode == 2
-    proc = run_script("data_prep/synth.py", "--out", tmp_path, "--size", "abc")
-    assert_one_error_line(proc, "--size expects an integer, got 'abc'")
-    proc = run_script("data_prep/synth.py", "--out", tmp_path, "--size", "2")
-    assert_one_error_line(proc, "--size must be between 8 and 4096; got 2")
+    proc = run_script("data_prep/synth.py", "--out", tmp_path, "--image_size", "abc")
+    assert_one_error_line(proc, "--image_size expects an integer, got 'abc'")
+    proc = run_script("data_prep/synth.py", "--out", tmp_path, "--image_size", "2")
+    assert_one_error_line(proc, "--image_size must be between 8 and 4096; got 2")
     assert not (tmp_path / "trainA").exists()  # refused before any work
 
 

@@ -23,7 +23,7 @@ def trained_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_grids_for_one_and_several_runs(trained_run, tmp_path):
-    proc = run_script("eval/grids.py", trained_run, trained_run, "--out", tmp_path, "--rows", 3, "--size", 32)
+    proc = run_script("eval/grids.py", trained_run, trained_run, "--out", tmp_path, "--rows", 3, "--cell_size", 32)
     assert proc.returncode == 0, proc.stderr
     a = Image.open(tmp_path / "run_A.png")
     assert a.width == 3 * 32 and 3 * 32 + 8 < a.height <= 3 * 32 + 34  # real | fake | reconstructed, 3 rows, captions
@@ -32,7 +32,7 @@ def test_grids_for_one_and_several_runs(trained_run, tmp_path):
     assert (tmp_path / "grids_config.toml").is_file() and "step 4" in proc.stdout
     # the seeded choice is reproducible
     again = tmp_path / "again"
-    assert run_script("eval/grids.py", trained_run, "--out", again, "--rows", 3, "--size", 32).returncode == 0
+    assert run_script("eval/grids.py", trained_run, "--out", again, "--rows", 3, "--cell_size", 32).returncode == 0
     assert (again / "run_A.png").read_bytes() == (tmp_path / "run_A.png").read_bytes()
 
 

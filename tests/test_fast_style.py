@@ -133,9 +133,9 @@ def test_two_ranks_train_identical_weights_and_stylize_runs(tmp_path, shards):
     # the methods side by side on the same photos: Gatys renders beside the fast-style network
     photos = SAMPLES / "monet2photo" / "testB"
     assert run_script("train/gatys.py", "--content", photos, "--style", STYLES / "the_scream.jpg", "--out",
-                      tmp_path / "renders", "--random_vgg", "--size", 32, "--iterations", 2).returncode == 0
+                      tmp_path / "renders", "--random_vgg", "--image_size", 32, "--iterations", 2).returncode == 0
     proc = run_script("eval/grids.py", "--compare", tmp_path / "renders", run, "--content", photos, "--rows", 3,
-                      "--size", 32, "--out", tmp_path / "grids")
+                      "--cell_size", 32, "--out", tmp_path / "grids")
     assert proc.returncode == 0, proc.stderr
     assert "methods side by side (Gatys: the_scream, fast style: the_scream)" in proc.stdout
     grid = Image.open(tmp_path / "grids" / "compare_methods.png")

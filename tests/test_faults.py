@@ -52,7 +52,7 @@ def ws(tmp_path_factory):
     assert run_train(w / "run", shards, "--max_steps", 2, "--num_workers", 0).returncode == 0
     content, style = SAMPLES / "gatys" / "content" / "tubingen.jpg", SAMPLES / "gatys" / "style" / "the_scream.jpg"
     assert run_script("train/gatys.py", "--content", content, "--style", style, "--out", w / "renders",
-                      "--random_vgg", "--size", 32, "--iterations", 2).returncode == 0
+                      "--random_vgg", "--image_size", 32, "--iterations", 2).returncode == 0
     photos = w / "photos"
     photos.mkdir()
     for i in range(3):
@@ -60,7 +60,7 @@ def ws(tmp_path_factory):
     shutil.copytree(photos, w / "real_photos")
     assert run_script("eval/survey.py", "build", "--fakes", photos, "--reals", w / "real_photos", "--out", w / "survey",
                       "--n", 2,
-                      "--size", 32).returncode == 0
+                      "--image_size", 32).returncode == 0
     (w / "bad").mkdir()
     bad = w / "bad"
     (bad / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
@@ -248,21 +248,21 @@ def cases(w):
         Case("translate unknown model", ["eval/translate.py", "--model", "picasso", "--input", photos, "--out", "o9"],
              1, ("unknown weights 'picasso'",)),
         # Gatys
-        Case("gatys batch 0", ["train/gatys.py", "--content", content, "--style", style, "--out", "g1", "--batch", 0],
-             2, ("--batch must be between 1",)),
+        Case("gatys batch 0", ["train/gatys.py", "--content", content, "--style", style, "--out", "g1", "--batch_size", 0],
+             2, ("--batch_size must be between 1",)),
         Case("gatys iterations 0", ["train/gatys.py", "--content", content, "--style", style, "--out", "g2",
                                     "--iterations", 0], 2, ("--iterations must be between 1",)),
         Case("gatys binary pairs", ["train/gatys.py", "--pairs", f"{bad}/pairs.bin", "--out", "g3"], 1,
              ("pairs.bin: not a text file",)),
         Case("gatys pair escaping with ..", ["train/gatys.py", "--pairs", f"{bad}/escape.jsonl", "--out", "g4",
-                                             "--random_vgg", "--size", 32, "--iterations", 2], 1,
+                                             "--random_vgg", "--image_size", 32, "--iterations", 2], 1,
              ("every pair failed (1)",), out="g4"),
         Case("gatys absolute pair name", ["train/gatys.py", "--pairs", f"{bad}/absolute.jsonl", "--out", "g5",
-                                          "--random_vgg", "--size", 32, "--iterations", 2], 1,
+                                          "--random_vgg", "--image_size", 32, "--iterations", 2], 1,
              ("every pair failed (1)",), out="g5"),
         Case("gatys changed size on rerun", ["train/gatys.py", "--content", content, "--style", style, "--out", renders,
-                                             "--random_vgg", "--size", 48, "--iterations", 2], 1,
-             ("made with other settings", "size 32 -> 48", "--overwrite")),
+                                             "--random_vgg", "--image_size", 48, "--iterations", 2], 1,
+             ("made with other settings", "image_size 32 -> 48", "--overwrite")),
         Case("gatys part out of range", ["train/gatys.py", "--pairs", f"{bad}/escape.jsonl", "--out", "g6", "--part", 2,
                                          "--parts", 2], 2, ("--part must be below --parts",)),
         Case("gatys broken json line", ["train/gatys.py", "--pairs", f"{bad}/badrow.jsonl", "--out", "g7"], 1,
@@ -289,8 +289,8 @@ def cases(w):
         # survey
         Case("survey n 0", ["eval/survey.py", "build", "--fakes", photos, "--reals", photos, "--out", "v1", "--n", 0], 2,
              ("--n must be between 1",)),
-        Case("survey size 0", ["eval/survey.py", "build", "--fakes", photos, "--reals", photos, "--out", "v2", "--size",
-                               0], 2, ("--size must be between 32",)),
+        Case("survey size 0", ["eval/survey.py", "build", "--fakes", photos, "--reals", photos, "--out", "v2", "--image_size",
+                               0], 2, ("--image_size must be between 32",)),
         Case("survey quality 500", ["eval/survey.py", "build", "--fakes", photos, "--reals", photos, "--out", "v3",
                                     "--quality", 500], 2, ("--quality must be between 1 and 100",)),
         Case("survey tiny real", ["eval/survey.py", "build", "--fakes", photos, "--reals", f"{bad}/tiny_real", "--out",
@@ -345,8 +345,8 @@ def cases(w):
         Case("gatys empty content layers", ["train/gatys.py", "--content", content, "--style", style, "--out", "g9",
                                             "--content_layers", ""], 2, ("--content_layers needs at least one layer",)),
         Case("gatys multiscale ends elsewhere", ["train/gatys.py", "--content", content, "--style", style, "--out",
-                                                "g10", "--size", 48, "--multiscale", "16,32"], 2,
-             ("--multiscale 16,32 ends at 32 px but --size is 48",)),
+                                                "g10", "--image_size", 48, "--multiscale", "16,32"], 2,
+             ("--multiscale 16,32 ends at 32 px but --image_size is 48",)),
         Case("fast style empty style layers", ["train/fast_style.py", "--style", style, "--data", data, "--run_dir",
                                                "f1", "--style_layers", ","], 2,
              ("--style_layers needs at least one layer name",)),
@@ -384,12 +384,12 @@ def second_sweep_cases(train, style, content):
         Case("stylize a.jpg and a.png", ["eval/stylize.py", "fast/net.pth", "--input", "dup", "--out", "y20"], 0,
              ("2 image(s) into y20",), out="y20"),
         Case("gatys a.jpg and a.png", ["train/gatys.py", "--content", "dup", "--style", style, "--out", "g20",
-                                       "--random_vgg", "--size", 32, "--iterations", 1], 0, ("rendered 2",), out="g20"),
+                                       "--random_vgg", "--image_size", 32, "--iterations", 1], 0, ("rendered 2",), out="g20"),
         Case("gatys style with + in its name", ["train/gatys.py", "--content", content, "--style", "plus/a+b.png",
-                                                "--out", "g21", "--random_vgg", "--size", 32, "--iterations", 1], 0,
+                                                "--out", "g21", "--random_vgg", "--image_size", 32, "--iterations", 1], 0,
              ("rendered 1",), out="g21"),
         Case("gatys pairs file with a BOM", ["train/gatys.py", "--pairs", "bad/bom.jsonl", "--out", "g22",
-                                             "--random_vgg", "--size", 32, "--iterations", 1], 0, ("rendered 1",),
+                                             "--random_vgg", "--image_size", 32, "--iterations", 1], 0, ("rendered 1",),
              out="g22"),
         # one odd input is skipped (or renamed), never the job
         Case("translate long name, AppleDouble, empty file", ["eval/translate.py", "run", "--input", "odd", "--out",
@@ -462,7 +462,7 @@ def second_sweep_cases(train, style, content):
              ("style_layers",)),
         # reruns into a folder made with other settings or inputs
         Case("gatys rerun with other content", ["train/gatys.py", "--content", "other_content/tubingen.jpg", "--style",
-                                                style, "--out", "renders", "--random_vgg", "--size", 32,
+                                                style, "--out", "renders", "--random_vgg", "--image_size", 32,
                                                 "--iterations", 2], 1, ("tubingen", "--overwrite")),
         Case("translate rerun the other direction", ["eval/translate.py", "run", "--input", "photos", "--out",
                                                      "translated", "--direction", "BtoA"], 1,
@@ -473,7 +473,7 @@ def second_sweep_cases(train, style, content):
         Case("train log_with none", [*train, "--run_dir", "t_none", "--max_steps", 4, "--sample_every", 1, "--log_with",
                                      "none"], 0, ("step 0 -> 4",), out="t_none"),
         Case("survey out DIR/..", ["eval/survey.py", "build", "--fakes", "photos", "--reals", "real_photos", "--out",
-                                   "sv/inner/..", "--n", 2, "--size", 32, "--zip"], 0, ("answer key",),
+                                   "sv/inner/..", "--n", 2, "--image_size", 32, "--zip"], 0, ("answer key",),
              out=("sv", "sv.zip", "sv_key.json", "sv_config.toml")),
         Case("fid of a folder with itself", ["eval/fid.py", "--fake", "photos", "--real", "photos",
                                              "--random_features", "--out", "fid1/fid.json"], 0, ("FID 0.000",),
@@ -503,7 +503,7 @@ def bounds_cases(train, style, content):
         (["eval/translate.py", "run", *photos, "--out", "ob", "--max_pixels", 0], "--max_pixels must be at least 1"),
         (["eval/stylize.py", "fast/net.pth", *photos, "--out", "yb", "--batch_size", 0], "--batch_size must be"),
         (["eval/stylize.py", "fast/net.pth", *photos, "--out", "yb", "--style_mix", "-1,2"], "--style_mix"),
-        ([*gatys, "--size", 8], "--size must be between 16"),
+        ([*gatys, "--image_size", 8], "--image_size must be between 16"),
         ([*gatys, "--optimizer", "sgd"], "--optimizer expects"),
         ([*gatys, "--style_weight", -1], "--style_weight must be at least 0"),
         ([*gatys, "--init", "zeros"], "--init expects"),
@@ -519,7 +519,7 @@ def bounds_cases(train, style, content):
         ([*train, "--run_dir", "tb", "--pool_size", -1], "--pool_size must be between 0"),
         ([*train, "--run_dir", "tb", "--checkpoint_every", 0], "--checkpoint_every must be at least 1"),
         ([*train, "--run_dir", "tb", "--gan_mode", "wgan"], "--gan_mode expects"),
-        (["eval/grids.py", "run", "--size", 8], "--size must be between 16"),
+        (["eval/grids.py", "run", "--cell_size", 8], "--cell_size must be between 16"),
         (["eval/fid.py", "--fake", "photos", "--real", "photos", "--kid_subset_size", 1], "--kid_subset_size must be"),
         (["data_prep/shard.py", "src", "--out", "sb", "--workers", 0], "--workers must be between 1"),
         (["eval/survey.py", "build", "--fakes", "photos", "--reals", "real_photos", "--out", "vb", "--n", "abc"],

@@ -174,3 +174,30 @@ def test_weights_file_from_torchvision_layout(tmp_path, vgg_state):
     torch.save(full, tmp_path / "vgg19.pth")
     loaded = vgg.load_state(tmp_path / "vgg19.pth")
     assert set(loaded) == set(vgg_state) and torch.equal(loaded["0.weight"], vgg_state["0.weight"].float())
+
+
+def test_normalized_gradients_pull_each_layer_with_its_weight_alone(vgg_state):
+    torch.manual_seed(0)
+    cl, sl = ["conv4_2"], ["conv1_1", "conv3_1"]
+    V = vgg.VGGFeatures(cl + sl, vgg_state).double()
+    contents, styles = [torch.rand(1, 3, 32, 32, dtype=torch.float64) for _ in range(2)], \
+        [torch.rand(1, 3, 32, 32, dtype=torch.float64) for _ in range(2)]
+    T = make_targets(V, contents, styles, cl, sl, "mean", [1.0, 5.0], [1e3, 2e2])
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64, requires_grad=True)
+    plain = gatys.GatysObjective(V, T, cl, sl, "mean")
+    normed = gatys.GatysObjective(V, T, cl, sl, "mean", normalize_gradients=True)
+    assert torch.equal(plain(x, [0, 1]), normed(x, [0, 1]))  # the loss is the same; only its gradient changes
+    # by hand: each layer's unweighted gradient over its L1 norm, times the layer's weight, through the net
+    feats = V(x)
+    expected = torch.zeros_like(x)
+    uses = [(feats[l], gatys.content_loss(feats[l], T.content[l], "mean"), T.content_weight) for l in cl]
+    uses += [(feats[l], gatys.style_layer_loss(feats[l], T.style[l], "mean"),
+              T.style_weight * T.style_layer_weights[:, i]) for i, l in enumerate(sl)]
+    for f, loss, weight in uses:
+        g = torch.autograd.grad(loss.sum(), f, retain_graph=True)[0]
+        g = g / (g.abs().flatten(1).sum(1).reshape(-1, 1, 1, 1) + 1e-8) * weight.reshape(-1, 1, 1, 1)
+        expected += torch.autograd.grad(f, x, g, retain_graph=True)[0]
+    got = torch.autograd.grad(normed(x, [0, 1]).sum(), x)[0]
+    assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12)
+    raw = torch.autograd.grad(plain(x, [0, 1]).sum(), x)[0]
+    assert not torch.allclose(got / got.norm(), raw / raw.norm(), atol=1e-3)  # another direction, not a rescale

@@ -14,7 +14,7 @@ from PIL import Image
 
 pytestmark = pytest.mark.slow
 CONTENT, STYLE = SAMPLES / "gatys" / "content", SAMPLES / "gatys" / "style"
-SMALL = ["--random_vgg", "--size", 32, "--iterations", 5]
+SMALL = ["--random_vgg", "--image_size", 32, "--iterations", 5]
 
 
 def gatys_command(*args, procs=1):
@@ -37,7 +37,7 @@ def results(out):
 
 def test_two_ranks_render_every_pair_exactly_once(tmp_path):
     out = tmp_path / "out"
-    proc = run_gatys("--content", CONTENT, "--style", STYLE, "--out", out, *SMALL, "--batch", 2, procs=2)
+    proc = run_gatys("--content", CONTENT, "--style", STYLE, "--out", out, *SMALL, "--batch_size", 2, procs=2)
     assert proc.returncode == 0, proc.stderr[-3000:]
     done = results(out)
     assert len(done) == 12 and all((out / f"{name}.png").is_file() for name in done)
@@ -52,8 +52,8 @@ def test_two_ranks_render_every_pair_exactly_once(tmp_path):
 
 def test_kill_and_rerun_renders_only_the_missing_pairs(tmp_path):
     out = tmp_path / "out"
-    cmd = gatys_command("--content", CONTENT, "--style", STYLE, "--out", out, "--random_vgg", "--size", 48,
-                        "--iterations", 12, "--batch", 1, procs=2)
+    cmd = gatys_command("--content", CONTENT, "--style", STYLE, "--out", out, "--random_vgg", "--image_size", 48,
+                        "--iterations", 12, "--batch_size", 1, procs=2)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 240
@@ -63,8 +63,8 @@ def test_kill_and_rerun_renders_only_the_missing_pairs(tmp_path):
     proc.wait()
     before = {p.name: p.read_bytes() for p in out.glob("*.json")}
     assert 3 <= len(before) < 12, "the job finished before it could be killed"
-    proc = run_gatys("--content", CONTENT, "--style", STYLE, "--out", out, "--random_vgg", "--size", 48,
-                     "--iterations", 12, "--batch", 1, procs=2)
+    proc = run_gatys("--content", CONTENT, "--style", STYLE, "--out", out, "--random_vgg", "--image_size", 48,
+                     "--iterations", 12, "--batch_size", 1, procs=2)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"all ranks: rendered {12 - len(before)}, already done {len(before)}, failed 0" in proc.stdout
     assert len(results(out)) == 12
@@ -74,8 +74,8 @@ def test_kill_and_rerun_renders_only_the_missing_pairs(tmp_path):
 
 def test_batched_runner_equals_one_pair_at_a_time(tmp_path):
     args = ["--content", CONTENT / "tubingen.jpg", "--style", STYLE, *SMALL, "--iterations", 8]
-    assert run_gatys(*args, "--out", tmp_path / "b3", "--batch", 3).returncode == 0
-    assert run_gatys(*args, "--out", tmp_path / "b1", "--batch", 1).returncode == 0
+    assert run_gatys(*args, "--out", tmp_path / "b3", "--batch_size", 3).returncode == 0
+    assert run_gatys(*args, "--out", tmp_path / "b1", "--batch_size", 1).returncode == 0
     b3, b1 = results(tmp_path / "b3"), results(tmp_path / "b1")
     assert set(b3) == set(b1) and len(b1) == 3
     for name in b1:
@@ -132,13 +132,13 @@ def test_pairs_file_with_per_pair_overrides(tmp_path):
 
 def test_missing_vgg_weights_is_one_clear_line(tmp_path):
     proc = run_gatys("--content", CONTENT / "dancing.jpg", "--style", STYLE / "shipwreck.jpg", "--out", tmp_path,
-                     "--size", 32, "--iterations", 2, "--vgg_weights", tmp_path / "none.pth")
+                     "--image_size", 32, "--iterations", 2, "--vgg_weights", tmp_path / "none.pth")
     assert_one_error_line(proc, "none.pth does not exist", "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth")
 
 
 def test_fig3_is_one_batched_job_and_fig4_plots(tmp_path):
     proc = run_script("eval/gatys_figures.py", "fig3", "--content", CONTENT / "tubingen.jpg", "--style",
-                      STYLE / "the_scream.jpg", "--out", tmp_path, "--random_vgg", "--size", 32, "--iterations", 4,
+                      STYLE / "the_scream.jpg", "--out", tmp_path, "--random_vgg", "--image_size", 32, "--iterations", 4,
                       "--ratios", "1e-6,1e-8", "--depths", "3,5")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "4 rendered in one batch" in proc.stdout
@@ -156,7 +156,7 @@ def test_fig3_is_one_batched_job_and_fig4_plots(tmp_path):
 def test_multiscale_colour_and_snapshots(tmp_path):
     out = tmp_path / "out"
     proc = run_gatys("--content", CONTENT / "tubingen.jpg", "--style", STYLE / "starry_night.jpg", "--out", out,
-                     "--random_vgg", "--multiscale", "32,48", "--size", 48, "--iterations", 4, "--color", "luminance",
+                     "--random_vgg", "--multiscale", "32,48", "--image_size", 48, "--iterations", 4, "--color", "luminance",
                      "--save_every", 2, "--line_search", "none")
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = results(out)["tubingen__starry_night"]
@@ -204,19 +204,19 @@ def test_rerun_with_other_settings_is_refused_and_overwrite_re_renders(tmp_path)
     out = tmp_path / "out"
     args = ["--content", CONTENT / "tubingen.jpg", "--style", STYLE / "the_scream.jpg", "--out", out, "--random_vgg",
             "--iterations", 3]
-    assert run_gatys(*args, "--size", 32).returncode == 0
+    assert run_gatys(*args, "--image_size", 32).returncode == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    proc = run_gatys(*args, "--size", 48)
+    proc = run_gatys(*args, "--image_size", 48)
     assert_one_error_line(proc, "holds 1 render(s) made with other settings or inputs (e.g. tubingen__the_scream: size "
                                 "32 -> 48)",
                           "--overwrite")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # images and config untouched
-    proc = run_gatys(*args, "--size", 32)  # the same settings again: nothing to do
+    proc = run_gatys(*args, "--image_size", 32)  # the same settings again: nothing to do
     assert proc.returncode == 0 and "already done 1" in proc.stdout
-    proc = run_gatys(*args, "--size", 48, "--overwrite")
+    proc = run_gatys(*args, "--image_size", 48, "--overwrite")
     assert proc.returncode == 0 and "rendered 1" in proc.stdout
     assert Image.open(out / "tubingen__the_scream.png").size == (48, 36)
-    assert json.loads((out / "tubingen__the_scream.json").read_text())["params"]["size"] == 48
+    assert json.loads((out / "tubingen__the_scream.json").read_text())["params"]["image_size"] == 48
     assert "size = 48" in (out / "gatys_config.toml").read_text()
     proc = run_gatys(*args, "--iterations", 0)
     assert_one_error_line(proc, "--iterations must be between 1 and 1000000; got 0")
@@ -281,3 +281,45 @@ def test_styles_blended_from_the_command_line_equal_the_pairs_file_blend(tmp_pat
     proc = run_gatys("--content", contents, "--style", f"{a},{b}", "--style_blend", "1,1,1", "--out", tmp_path / "x",
                      *SMALL)
     assert_one_error_line(proc, "2 style image(s) but 3 style_blend weights")
+
+
+def test_neural_style_options_style_scale_init_image_and_normalized_gradients(tmp_path):
+    content, style = CONTENT / "tubingen.jpg", STYLE / "the_scream.jpg"
+    base = ["--content", content, "--style", style, "--random_vgg", "--image_size", 48, "--iterations", 3]
+    assert run_gatys(*base, "--out", tmp_path / "plain").returncode == 0
+    proc = run_gatys(*base, "--out", tmp_path / "scaled", "--style_scale", 2)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    init = tmp_path / "init.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(init)
+    proc = run_gatys(*base, "--out", tmp_path / "init", "--init_image", init, "--iterations", 1, "--lr", 1e-9,
+                     "--line_search", "none")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_gatys(*base, "--out", tmp_path / "normed", "--normalize_gradients", "--line_search", "none")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pixels = {k: np.asarray(Image.open(tmp_path / k / "tubingen__the_scream.png"), np.int16)
+              for k in ("plain", "scaled", "init", "normed")}
+    assert pixels["plain"].shape == pixels["scaled"].shape == pixels["init"].shape == (36, 48, 3)
+    assert np.abs(pixels["plain"] - pixels["scaled"]).max() > 0  # the style's Grams came from a larger cut
+    assert np.abs(pixels["plain"] - pixels["normed"]).max() > 0
+    start = np.asarray(Image.open(init).convert("RGB").resize((48, 36), Image.BICUBIC), np.int16)
+    assert np.abs(pixels["init"] - start).mean() < 8  # a tiny step from the init image, not from the content
+    record = results(tmp_path / "init")["tubingen__the_scream"]
+    assert record["params"]["init_image"] == str(init) and str(init.resolve()) in str(record["inputs"])
+    assert results(tmp_path / "scaled")["tubingen__the_scream"]["params"]["style_scale"] == 2
+    proc = run_gatys(*base, "--out", tmp_path / "bad", "--normalize_gradients")
+    assert_one_error_line(proc, "--normalize_gradients changes the gradient but not the loss", "--line_search none")
+    proc = run_gatys(*base, "--out", tmp_path / "tiny", "--style_scale", 0.1)
+    assert proc.returncode == 1 and "raise --style_scale" in proc.stderr
+
+
+def test_earlier_spellings_work_with_a_note_on_the_command_line_and_in_pairs_files(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"content": str(CONTENT / "tubingen.jpg"), "style": str(STYLE / "the_scream.jpg"),
+                                 "size": 40}) + "\n")
+    proc = run_gatys("--pairs", pairs, "--out", tmp_path / "out", "--random_vgg", "--iterations", 2, "--batch", 1,
+                     "--size", 32)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "note: --batch is spelled --batch_size now" in proc.stderr
+    assert "note: --size is spelled --image_size now" in proc.stderr
+    record = next(iter(results(tmp_path / "out").values()))
+    assert record["params"]["image_size"] == 40 and record["size_hw"] == [30, 40]  # the pairs file's "size"

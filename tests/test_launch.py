@@ -182,7 +182,7 @@ def test_gatys_array_splits_the_pairs(tmp_path, shims):
                              for c in sorted(content.glob("*.jpg")) for s in sorted(style.glob("*.jpg"))[:1]))
     out = tmp_path / "renders"
     env.update(PAIRS=str(pairs), OUT=str(out), PRESET="default", PORT=str(free_port()),
-               EXTRA_ARGS="--random_vgg --size 32 --iterations 2")
+               EXTRA_ARGS="--random_vgg --image_size 32 --iterations 2")
     proc = run_tree(["sbatch", "--array=0-1", "launch/slurm/gatys.sbatch"], cwd=REPO, env=env)
     assert proc.returncode == 0, Path(str(log) + ".out").read_text()[-3000:]
     job_log = Path(str(log) + ".out").read_text()

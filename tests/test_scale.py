@@ -201,8 +201,8 @@ def test_two_rank_gatys_writes_one_progress_stream(tmp_path):
     content, style = SAMPLES / "gatys" / "content", SAMPLES / "gatys" / "style" / "the_scream.jpg"
     proc = launch("--multi_gpu", "--num_processes", 2, "--num_machines", 1, "--main_process_port", free_port(),
                   "--mixed_precision", "no", "--dynamo_backend", "no", REPO / "train/gatys.py", "--content", content,
-                  "--style", style, "--out", tmp_path / "out", "--random_vgg", "--size", 32, "--iterations", 3,
-                  "--batch", 1)
+                  "--style", style, "--out", tmp_path / "out", "--random_vgg", "--image_size", 32, "--iterations", 3,
+                  "--batch_size", 1)
     assert proc.returncode == 0, proc.stderr[-3000:]
     progress = [l for l in proc.stdout.splitlines() if l.startswith("gatys ")]
     assert progress and all(l.startswith(("gatys 0/4", "gatys 1/4", "gatys 2/4", "gatys 3/4", "gatys 4/4"))
@@ -219,7 +219,7 @@ def test_two_rank_gatys_on_a_terminal_draws_one_bar_and_the_ranks_lines_below_it
                                   "--main_process_port", str(free_port()), "--mixed_precision", "no",
                                   "--dynamo_backend", "no", str(REPO / "train/gatys.py"), "--content", str(content),
                                   "--style", str(style), "--out", str(tmp_path / "out"), "--random_vgg",
-                                  "--size", "32", "--iterations", "3", "--batch", "1"])
+                                  "--image_size", "32", "--iterations", "3", "--batch_size", "1"])
     assert code == 0, text[-3000:]
     counts = [int(c) for c in re.findall(r"gatys:\s+\d+%\|[^|\r\n]*\| (\d)/4 ", text)]
     assert counts and counts == sorted(counts) and counts[-1] == 4, text[-3000:]  # one bar: it never goes back

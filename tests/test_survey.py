@@ -53,7 +53,7 @@ def test_package_leaks_nothing(tmp_path):
     fakes, reals = make_sets(tmp_path)
     out = tmp_path / "pkg" / "survey"
     proc = run_script("eval/survey.py", "build", "--fakes", fakes, "--reals", reals, "--out", out, "--n", 4,
-                      "--size", 64, "--zip")
+                      "--image_size", 64, "--zip")
     assert proc.returncode == 0, proc.stderr
     key = json.loads((tmp_path / "pkg" / "survey_key.json").read_text())
     files = sorted((out / "images").iterdir())
@@ -105,7 +105,7 @@ def test_the_key_never_lands_in_the_package_or_its_zip(tmp_path):
     work = tmp_path / "parent" / "pkg"
     work.mkdir(parents=True)
     proc = run_script("eval/survey.py", "build", "--fakes", fakes, "--reals", reals, "--out", ".", "--n", 2,
-                      "--size", 32, "--zip", cwd=work)  # --out . : the folder is named only once resolved
+                      "--image_size", 32, "--zip", cwd=work)  # --out . : the folder is named only once resolved
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "parent" / "pkg_key.json").is_file() and "pkg_key.json" in proc.stdout
     assert not list(work.rglob("*key*")) and not list(work.rglob("*_config.toml"))  # only the package inside
@@ -113,7 +113,7 @@ def test_the_key_never_lands_in_the_package_or_its_zip(tmp_path):
         assert zf.namelist() and not [n for n in zf.namelist() if "key" in n or "config" in n]
     (tmp_path / "other" / "x").mkdir(parents=True)
     proc = run_script("eval/survey.py", "build", "--fakes", fakes, "--reals", reals, "--out", "x/..", "--n", 2,
-                      "--size", 32, cwd=tmp_path / "other")  # names other/, which holds x/: a used folder
+                      "--image_size", 32, cwd=tmp_path / "other")  # names other/, which holds x/: a used folder
     assert_one_error_line(proc, "is not empty")
     assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["x"]
 

@@ -43,7 +43,7 @@ def test_answer_save_and_score_in_a_real_browser(tmp_path):
         Image.fromarray(np.full((40, 40, 3), 200 - 30 * i, np.uint8)).save(reals / f"r{i}.jpg")
     out = tmp_path / "survey"
     assert run_script("eval/survey.py", "build", "--fakes", fakes, "--reals", reals, "--out", out, "--n", 3,
-                      "--size", 32).returncode == 0
+                      "--image_size", 32).returncode == 0
     key = json.loads((tmp_path / "survey_key.json").read_text())
     downloads = tmp_path / "downloads"
     downloads.mkdir()

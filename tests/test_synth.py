@@ -18,7 +18,7 @@ def digest_tree(root):
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         proc = run_script("data_prep/synth.py", "--out", tmp_path / name, "--n_train", 3, "--n_test", 2,
-                          "--size", 48, "--seed", seed)
+                          "--image_size", 48, "--seed", seed)
         assert proc.returncode == 0, proc.stderr
     a, b, c = (digest_tree(tmp_path / n) for n in "abc")
     assert len(a) == 10 and a == b

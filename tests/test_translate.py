@@ -124,7 +124,7 @@ def test_weights_are_named_and_the_newest_checkpoint_is_used(tmp_path):
     assert len(list((tmp_path / "page" / ".page" / "reconstructed").glob("*.png"))) == 4
     # the page's own images are never taken for translations: the survey keys and FID count 4, not 12
     proc = run_script("eval/survey.py", "build", "--fakes", tmp_path / "page", "--reals", photos, "--out",
-                      tmp_path / "survey", "--n", 4, "--size", 32)
+                      tmp_path / "survey", "--n", 4, "--image_size", 32)
     assert proc.returncode == 0, proc.stderr
     key = json.loads((tmp_path / "survey_key.json").read_text())
     fakes = sorted(Path(v["source"]).relative_to(tmp_path / "page").as_posix() for v in key["images"].values()

@@ -54,7 +54,7 @@ def photos(tmp_path_factory):
 
 def gatys(*args):
     # one evaluation per pair (no line search): the test is about memory, 1,000 renders must stay quick
-    return [sys.executable, str(REPO / "train/gatys.py"), "--random_vgg", "--size", "32", "--iterations", "1",
+    return [sys.executable, str(REPO / "train/gatys.py"), "--random_vgg", "--image_size", "32", "--iterations", "1",
             "--line_search", "none", *map(str, args)]
 
 
@@ -70,10 +70,10 @@ def test_gatys_memory_does_not_grow_with_the_number_of_pairs(tmp_path, photos):
         for i in range(1000):
             f.write(json.dumps({"content": str(photos / "content" / f"content{i % 6}.jpg"),
                                 "style": str(photos / "style" / f"style{i // 6 % 6}.jpg"), "name": f"p{i:04d}"}) + "\n")
-    thousand, log = run_measured(gatys("--pairs", pairs, "--out", tmp_path / "thousand", "--batch", 50))
+    thousand, log = run_measured(gatys("--pairs", pairs, "--out", tmp_path / "thousand", "--batch_size", 50))
     assert "rendered 1000" in log
-    print(f"\nGatys, 12-MP photos, --size 32 --iterations 1: peak RSS {one / 2**20:.0f} MiB for 1 pair, "
-          f"{many / 2**20:.0f} MiB for 36, {thousand / 2**20:.0f} MiB for 1,000 (pairs file, --batch 50)")
+    print(f"\nGatys, 12-MP photos, --image_size 32 --iterations 1: peak RSS {one / 2**20:.0f} MiB for 1 pair, "
+          f"{many / 2**20:.0f} MiB for 36, {thousand / 2**20:.0f} MiB for 1,000 (pairs file, --batch_size 50)")
     assert thousand <= 1.25 * one, f"1,000 pairs peak at {thousand / 2**20:.0f} MiB, one at {one / 2**20:.0f} MiB"
 
 
@@ -181,7 +181,7 @@ def test_presets_work_after_a_non_editable_install(tmp_path):
     env = {**ENV, "PYTHONPATH": str(target)}
     content, style = SAMPLES / "gatys" / "content" / "tubingen.jpg", SAMPLES / "gatys" / "style" / "the_scream.jpg"
     proc = subprocess.run([sys.executable, "train/gatys.py", "--preset", "paper", "--content", str(content),
-                           "--style", str(style), "--out", str(tmp_path / "renders"), "--random_vgg", "--size", "32",
+                           "--style", str(style), "--out", str(tmp_path / "renders"), "--random_vgg", "--image_size", "32",
                            "--iterations", "2"], cwd=clone, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "renders" / "tubingen__the_scream.json").read_text())["params"]["normalization"] == "paper"

@@ -2,9 +2,9 @@
 """Render many Gatys style-transfer pairs: batched per GPU (per-sample L-BFGS), split across processes.
 
   python train/gatys.py --content photos/ --style paintings/ --out renders/ --preset paper
-  accelerate launch train/gatys.py --pairs pairs.jsonl --out renders/ --batch 8
+  accelerate launch train/gatys.py --pairs pairs.jsonl --out renders/ --batch_size 8
   # no VGG weights at hand: a smoke run, not art
-  python train/gatys.py --content data_prep/samples/gatys/content --style data_prep/samples/gatys/style --random_vgg --size 128 --iterations 50
+  python train/gatys.py --content data_prep/samples/gatys/content --style data_prep/samples/gatys/style --random_vgg --image_size 128 --iterations 50
 
 Pairs: the cross product of --content and --style (files or folders), or --pairs FILE (JSONL: one
 {"content": ..., "style": ... or [...], "name": ..., per-pair overrides} per line; or CSV with a

@@ -18,7 +18,7 @@ class SynthConfig(Config):
     out: str = setting("data/raw/synth", "output folder (trainA trainB testA testB inside)")
     n_train: int = setting(32, "training images per domain", min=1, max=1_000_000)
     n_test: int = setting(8, "test images per domain", min=0, max=1_000_000)
-    size: int = setting(64, "image side in pixels", min=8, max=4096)
+    image_size: int = setting(64, "image side in pixels", min=8, max=4096, renamed="size")
     seed: int = setting(0, "dataset seed (same seed, same bytes)", min=0)
 
 

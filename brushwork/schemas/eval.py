@@ -125,7 +125,7 @@ class GridsConfig(Config):
     out: str = setting("", "output folder (default: RUN/grids of the first run, named in the first line)")
     rows: int = setting(4, "test images per grid", min=1, max=256)
     seed: int = setting(0, "which test images (seeded choice)", min=0)
-    size: int = setting(256, "side of each square cell in pixels", min=16, max=4096)
+    cell_size: int = setting(256, "side of each square cell in pixels", min=16, max=4096, renamed="size")
     data: str = setting("", "test images: a shard root or a folder with testA/ testB/ (default: each run's data)")
     step: int | None = setting(None, "use the checkpoints of this step (default: each run's newest)", min=0)
     compare: bool = setting(False, "one grid of the methods side by side on the same photos: Gatys renders, "
@@ -167,7 +167,8 @@ class SurveyBuildConfig(Config):
     out: str = setting("", "the package folder (must be new or empty); the key and config go beside it",
                        required=True)
     n: int = setting(10, "images of each kind", min=1, max=10_000)
-    size: int = setting(256, "side of the square images shown", min=32, max=4096)
+    image_size: int = setting(256, "side of the square images shown (each is centre-cropped and resized to it, and "
+                                   "the page shows it at that size)", min=32, max=4096, renamed="size")
     quality: int = setting(90, "JPEG quality of every image", min=1, max=100)
     seed: int = setting(0, "seed of the choice, order and ids", min=0)
     title: str = setting("Real or generated?", "page title")

@@ -10,7 +10,7 @@ mkdir -p "$OUT"
 step() { printf '\n== %s\n' "$*"; }
 
 step "1. Sample data: bundled real images + a synthetic dataset with a known mapping"
-"$PY" data_prep/synth.py --out "$OUT/synth" --n_train 16 --n_test 4 --size 64 --seed 0
+"$PY" data_prep/synth.py --out "$OUT/synth" --n_train 16 --n_test 4 --image_size 64 --seed 0
 "$PY" data_prep/check_images.py data_prep/samples "$OUT/synth"
 
 step "2. Shards: validate and pack both datasets into WebDataset tars"
@@ -43,19 +43,19 @@ rm -rf "$OUT/runs/fast-style"
 
 step "5. Gatys: every bundled content x style pair in one batched run (random VGG: no weights offline), Fig. 3 and 4"
 "$PY" train/gatys.py --content data_prep/samples/gatys/content --style data_prep/samples/gatys/style \
-    --out "$OUT/gatys" --random_vgg --size 128 --iterations 40 --batch 4 --overwrite
+    --out "$OUT/gatys" --random_vgg --image_size 128 --iterations 40 --batch_size 4 --overwrite
 "$PY" train/gatys.py --content data_prep/samples/monet2photo/testB --style data_prep/samples/gatys/style/starry_night.jpg \
-    --out "$OUT/gatys_photos" --random_vgg --size 96 --iterations 20 --batch 4 --overwrite
+    --out "$OUT/gatys_photos" --random_vgg --image_size 96 --iterations 20 --batch_size 4 --overwrite
 "$PY" eval/gatys_figures.py fig3 --content data_prep/samples/gatys/content/tubingen.jpg \
-    --style data_prep/samples/gatys/style/the_scream.jpg --out "$OUT/gatys_figures" --random_vgg --size 96 --iterations 30 \
+    --style data_prep/samples/gatys/style/the_scream.jpg --out "$OUT/gatys_figures" --random_vgg --image_size 96 --iterations 30 \
     --overwrite
 "$PY" eval/gatys_figures.py fig4 "$OUT/gatys/tubingen__the_scream.json" "$OUT/gatys/dancing__starry_night.json" \
     --out "$OUT/gatys_figures/fig4.png"
 
 step "6. Eval: grids (and the three methods side by side), loss plot, FID/KID (random features offline), a survey"
-"$PY" eval/grids.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval/grids" --rows 4 --size 128
+"$PY" eval/grids.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval/grids" --rows 4 --cell_size 128
 "$PY" eval/grids.py --compare "$OUT/gatys_photos" "$OUT/runs/fast-style" "$OUT/runs/cyclegan-monet" \
-    --content data_prep/samples/monet2photo/testB --out "$OUT/eval/grids" --rows 4 --size 128
+    --content data_prep/samples/monet2photo/testB --out "$OUT/eval/grids" --rows 4 --cell_size 128
 "$PY" eval/plots.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval/losses.png"
 "$PY" eval/fid.py --fake "$OUT/translated/monet_to_photo" --real data_prep/samples/monet2photo/testB --random_features \
     --out "$OUT/eval/fid.json"
