@@ -19,11 +19,23 @@ DATASETS = ("monet2photo", "cezanne2photo", "ukiyoe2photo", "vangogh2photo", "ho
 CHUNK = 1 << 20
 
 
-def dataset_url(name: str) -> str:
+def dataset_url(name: str, mirror: str = "") -> str:
+    """The official URL of a dataset zip, or MIRROR/NAME.zip."""
     if name not in DATASETS:
         raise BrushworkError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)} "
                              "(for your own images use data_prep/shard.py --a DIR --b DIR)")
-    return DATASET_URL.format(name=name)
+    return f"{mirror.rstrip('/')}/{name}.zip" if mirror else DATASET_URL.format(name=name)
+
+
+def refuse_web_page(path: Path, url: str) -> None:
+    """A server that answers a folder URL with its listing (or an error page) gave HTML, not a zip: remove what
+    was saved and say which URL to give."""
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head")):
+        path.unlink()
+        raise BrushworkError(f"{url} answered with a web page (a folder listing or an error page), not a zip; give "
+                             "the zip's own URL with --url, or the folder that holds NAME.zip with --mirror")
 
 
 def _remote_size(fs, url: str) -> int | None:

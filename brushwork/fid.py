@@ -29,7 +29,7 @@ def inception(weights: str | os.PathLike | None = None, random_features: bool = 
 
     if random_features:
         return random_feature_net(seed)
-    path = resolve_weights(weights, "inception", "--inception_weights", "--random_features")
+    path = resolve_weights(weights, "inception", "--inception_weights", "--random_inception")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)

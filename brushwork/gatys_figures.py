@@ -11,9 +11,10 @@ from PIL import Image, ImageDraw
 
 from . import config, gatys_run
 from .errors import BrushworkError
-from .fileio import atomic_write_text, save_figure
+from .fileio import atomic_write_text, out_file, save_figure
 from .grids import caption_font, fit_text
 from .images import load_image, save_image
+from .progress import print_line
 from .schemas.gatys import Fig3Config, Fig4Config, GatysConfig, GatysSettings
 
 
@@ -103,8 +104,11 @@ def fig4(cfg: Fig4Config) -> int:
     ax.set_title("Total loss while rendering")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    save_figure(fig, cfg.out)
+    path, note = out_file(cfg.out, "fig4.png")
+    if note:
+        print_line(note)
+    save_figure(fig, path)
     plt.close(fig)
-    config.write_resolved(cfg, Path(cfg.out).parent, f"{Path(cfg.out).stem}_config.toml")
-    print(f"fig4: {cfg.out}")
+    config.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
+    print(f"fig4: {path}")
     return 0

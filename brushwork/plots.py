@@ -26,35 +26,54 @@ def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
+GROUP_TITLES = {"G": "generators (adversarial)", "D": "discriminators", "cycle": "cycle consistency",
+                "idt": "identity", "content": "content", "style": "style", "tv": "total variation"}
+
+
+def loss_groups(scalars: dict) -> dict[str, list[str]]:
+    """Every loss tag, grouped by what it measures: ``G_A``/``G_B`` together, ``cycle_A``/``cycle_B`` together,
+    ... (the domain suffix dropped), in the order the run logged them."""
+    groups: dict[str, list[str]] = {}
+    for tag in scalars:
+        if tag.startswith("loss/"):
+            name = tag.split("/", 1)[1]
+            key = name[:-2] if name[-2:] in ("_A", "_B") else name
+            groups.setdefault(key, []).append(tag)
+    return groups
+
+
 def loss_plot(scalars: dict, path: str | Path, title: str = "") -> tuple[Path, list[str]]:
-    """Generator and discriminator losses (top) and learning rate (bottom); returns (path, series drawn)."""
+    """One panel per loss group (every component the run logged, each of its domains a line), then the
+    learning rate; the axis is images seen. Returns (path, series drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), dpi=120, sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 1]})
+    groups = loss_groups(scalars)
+    if not groups:
+        raise BrushworkError(f"no loss curves in the events ({', '.join(sorted(scalars)) or 'no scalars'}); was the "
+                             "run logged with --log_with tensorboard?")
+    panels = len(groups) + ("lr" in scalars)
+    fig, axes = plt.subplots(panels, 1, figsize=(7, 1.9 * panels + 0.8), dpi=120, sharex=True, squeeze=False)
+    axes = axes[:, 0]
     drawn = []
-    generator = [t for t in scalars if t.startswith("loss/") and not t.startswith("loss/D")]
-    if generator:  # total generator objective, as the paper plots "G loss"
-        steps = [s for s, _ in scalars[generator[0]]]
-        totals = [sum(dict(scalars[t]).get(s, 0.0) for t in generator) for s in steps]
-        label = f"G (total of {len(generator)} losses)" if len(generator) > 1 else generator[0].split("/", 1)[1]
-        top.plot(steps, totals, label=label, color="#4c72b0")
-        drawn.append(label)
-    for tag, colour in (("loss/D_A", "#dd8452"), ("loss/D_B", "#c44e52")):
-        if tag in scalars:
-            top.plot(*zip(*scalars[tag]), label=tag.split("/")[1], color=colour)
-            drawn.append(tag.split("/")[1])
-    top.set_ylabel("loss")
-    top.set_title(title or "CycleGAN training losses")
-    top.legend(fontsize=8)
+    for ax, (key, tags) in zip(axes, groups.items()):
+        for tag in tags:
+            name = tag.split("/", 1)[1]
+            ax.plot(*zip(*scalars[tag]), label=name, linewidth=1)
+            drawn.append(name)
+        ax.set_ylabel("loss", fontsize=8)
+        ax.set_title(GROUP_TITLES.get(key, key), fontsize=9, loc="left")
+        ax.legend(fontsize=7, loc="upper right")
     if "lr" in scalars:
-        bottom.plot(*zip(*scalars["lr"]), color="#55a868")
+        axes[-1].plot(*zip(*scalars["lr"]), color="#55a868")
+        axes[-1].set_ylabel("learning rate", fontsize=8)
+        axes[-1].set_title("learning rate", fontsize=9, loc="left")
         drawn.append("learning rate")
-    bottom.set_ylabel("learning rate")
-    bottom.set_xlabel("step")
+    axes[-1].set_xlabel("images seen")
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)

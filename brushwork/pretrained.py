@@ -174,14 +174,14 @@ def run(cfg) -> int:
 
     if cfg.list or not cfg.names:
         for name in known():
-            w = lookup(name, cfg.dest or None, cfg.url)
+            w = lookup(name, cfg.out or None, cfg.mirror)
             state = "present" if w.path.is_file() else "missing"
             print(f"{name:<24} {w.what}\n    {w.url} -> {w.path} ({state})")
         return 0
     if cfg.from_path and len(cfg.names) > 1:
         raise BrushworkError("--from gives one file: name one model with it")
     for name in cfg.names:
-        w = lookup(name, cfg.dest or None, cfg.url)
+        w = lookup(name, cfg.out or None, cfg.mirror)
         with Progress(0, desc=name, unit="B", every_seconds=10) as progress:
             def report(done, total, progress=progress):
                 progress.set_total(total or 0)

@@ -28,6 +28,15 @@ def duration(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600:02d}h"
 
 
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB', 12_345_678 -> '11.8 MiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
 def is_terminal(stream: TextIO | None = None) -> bool:
     stream = stream or sys.stdout
     try:
@@ -73,7 +82,8 @@ class Progress:
         if enabled and self.terminal:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True)
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True,
+                            unit_scale=unit == "B", unit_divisor=1024 if unit == "B" else 1000)
 
     # -- counting ------------------------------------------------------------------------------
 
@@ -127,8 +137,12 @@ class Progress:
         if position:
             return " | ".join([position] + ([fields] if fields else []) + [f"ETA {self.eta()}"])
         pct = f" ({100 * self.done / self.total:.0f} %)" if self.total else ""
-        rate = f"{self.rate():.1f} {self.unit}/s"
-        parts = [f"{self.desc} {self.done}/{self.total} {self.unit}{pct}"] + ([fields] if fields else [])
+        if self.unit == "B":  # bytes in human units: 1.2/540.3 MiB at 8.4 MiB/s
+            total = human_bytes(self.total) if self.total else "?"
+            head, rate = f"{self.desc} {human_bytes(self.done)}/{total}", f"{human_bytes(self.rate())}/s"
+        else:
+            head, rate = f"{self.desc} {self.done}/{self.total} {self.unit}", f"{self.rate():.1f} {self.unit}/s"
+        parts = [head + pct] + ([fields] if fields else [])
         return " | ".join(parts + [rate, f"ETA {self.eta()}"])
 
     def line(self, fields: str = "", position: str = "") -> None:

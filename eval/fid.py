@@ -1,20 +1,19 @@
 #!/usr/bin/env python3
 """FID and KID between generated and real images (folders, or a split/domain of a shard root).
 
-  python eval/fid.py --fake translated/photo_to_monet --real data/shards/monet2photo --domain A
-  python eval/fid.py --fake a/ --real b/ --out fid.json
+  python eval/fid.py --fakes translated/photo_to_monet --reals data/shards/monet2photo --domain A
+  python eval/fid.py --fakes a/ --reals b/ --out results/      # results/fid.json + results/fid_config.toml
 
 Features: torchvision's Inception-v3 (inception_v3_google-0cc3c7bd.pth in the torch hub cache, from
 python -m brushwork.pretrained inception, or --inception_weights PATH). Values are comparable
 between runs of this tool, not with papers that use the TensorFlow Inception graph. Under 50 images
 per side both numbers are mostly noise, and the tool says so; the KID subset size shrinks to half
-the smaller set so that its spread means something. --random_features (tests only) is flagged in
+the smaller set so that its spread means something. --random_inception (tests only) is flagged in
 the output as not comparable.
 """
 
 import json
 import sys
-from pathlib import Path
 
 from brushwork import cli, config
 from brushwork.errors import BrushworkError
@@ -23,30 +22,37 @@ from brushwork.schemas.eval import FIDConfig
 
 
 def main(cfg: FIDConfig) -> int:
-    if not cfg.fake or not cfg.real:
-        raise BrushworkError("--fake and --real are required (folders or shard roots)")
+    if not cfg.fakes or not cfg.reals:
+        raise BrushworkError("--fakes and --reals are required (folders or shard roots)")
     import torch  # imported once the flags are good: --help and flag errors answer at once
 
     from brushwork import fid
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    net = fid.inception(cfg.inception_weights or None, cfg.random_features).to(device)
-    f_fake = fid.features(net, fid.images_from(cfg.fake, cfg.split, cfg.domain), cfg.batch_size, device)
-    f_real = fid.features(net, fid.images_from(cfg.real, cfg.split, cfg.domain), cfg.batch_size, device)
+    net = fid.inception(cfg.inception_weights or None, cfg.random_inception).to(device)
+    f_fake = fid.features(net, fid.images_from(cfg.fakes, cfg.split, cfg.domain), cfg.batch_size, device)
+    f_real = fid.features(net, fid.images_from(cfg.reals, cfg.split, cfg.domain), cfg.batch_size, device)
     subset = fid.kid_subset_size(len(f_fake), len(f_real), cfg.kid_subset_size)
     kid_mean, kid_std = fid.kid(f_fake, f_real, cfg.kid_subsets, subset)
     small = min(len(f_fake), len(f_real)) < fid.SMALL_SAMPLE
     result = {"fid": fid.fid(f_fake, f_real), "kid": kid_mean, "kid_std": kid_std, "kid_subset_size": subset,
               "n_fake": len(f_fake), "n_real": len(f_real), "small_sample": small,
-              "features": "random (NOT COMPARABLE)" if cfg.random_features else "torchvision inception_v3"}
-    note = "  [random features: NOT COMPARABLE to anything]" if cfg.random_features else ""
+              "features": "random (NOT COMPARABLE)" if cfg.random_inception else "torchvision inception_v3"}
+    note = "  [random features: NOT COMPARABLE to anything]" if cfg.random_inception else ""
     print(f"FID {result['fid']:.3f}  KID {kid_mean:.5f} ± {kid_std:.5f} (subsets of {subset})  "
           f"({len(f_fake)} fake, {len(f_real)} real){note}")
     if small:
         print(f"warning: fewer than {fid.SMALL_SAMPLE} images per side: FID and KID are dominated by sampling noise "
               "here; compare runs only with many more images (FID is usually reported on thousands)")
     if cfg.out:
-        atomic_write_text(Path(cfg.out), json.dumps(result, indent=1) + "\n")
-        config.write_resolved(cfg, Path(cfg.out).parent, "fid_config.toml")
+        from brushwork.fileio import out_file
+        from brushwork.progress import print_line
+
+        path, note = out_file(cfg.out, "fid.json")
+        if note:
+            print_line(note)
+        atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+        config.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
+        print(f"numbers: {path}")
     return 0
 
 

@@ -3,12 +3,13 @@
 
   python eval/gatys_figures.py fig3 --content photo.jpg --style scream.jpg --out figs/ [--preset paper]
         [--ratios 1e-5,1e-6,1e-7,1e-8] [--depths 3,4,5] [--image_size 256] [--iterations 300] [--random_vgg]
-  python eval/gatys_figures.py fig4 renders/photo__scream.json [more.json ...] --out figs/fig4.png
+  python eval/gatys_figures.py fig4 renders/photo__scream.json [more.json ...] --out figs/    # figs/fig4.png
 
 fig3 renders the whole grid as ONE batched job (one pair per cell, with per-pair α/β and style
 layers conv_1..conv_k), writes each cell under OUT/cells/ (reruns skip finished cells), then
 assembles OUT/fig3.png: the content and style images in the header row, the ratios above the
-columns and the layer sets beside the rows. It takes every flag of train/gatys.py too.
+columns and the layer sets beside the rows. It takes train/gatys.py's render settings too
+(not --pairs, --part, --parts: the cells are its own pairs).
 fig4 plots the total loss at every evaluation from the runner's per-pair JSON files.
 """
 

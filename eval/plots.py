@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Loss curves of a training run (the paper's Fig. 8): generator and discriminator losses and the LR, as PNG.
+"""Loss curves of a training run (the paper's Fig. 8): every loss component the run logged, grouped, and the LR.
 
-  python eval/plots.py runs/cyclegan-monet --out plots/monet_losses.png
+  python eval/plots.py runs/cyclegan-monet                 # runs/cyclegan-monet/losses.png
+  python eval/plots.py runs/cyclegan-monet --out plots/    # plots/losses.png
 
-Reads the run's TensorBoard events (tb/); a resumed run's repeated steps count once.
+One panel per group (CycleGAN: generators, discriminators, cycle, identity; fast style: content, style,
+total variation), each domain a line, against images seen. Reads the run's TensorBoard events (tb/); a
+resumed run's repeated points count once.
 """
 
 import sys
@@ -17,11 +20,17 @@ def main(cfg: PlotsConfig) -> int:
         from brushwork.errors import BrushworkError
 
         raise BrushworkError("name the run dir to plot, e.g. runs/cyclegan-monet")
+    from brushwork.fileio import out_file
+    from brushwork.progress import print_line
+
+    path, note = out_file(cfg.out or cfg.run, "losses.png")
+    if note:
+        print_line(note)
     scalars = plots.read_scalars(cfg.run)
-    path, drawn = plots.loss_plot(scalars, cfg.out or f"{cfg.run.rstrip('/')}/losses.png", title=f"{cfg.run}: losses")
+    path, drawn = plots.loss_plot(scalars, path, title=f"{cfg.run}: losses")
     config.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
-    steps = max((s for values in scalars.values() for s, _ in values), default=0)
-    print(f"loss plot: {path} ({', '.join(drawn)}; up to step {steps})")
+    images = max((s for values in scalars.values() for s, _ in values), default=0)
+    print(f"loss plot: {path} ({', '.join(drawn)}; up to {images} images seen)")
     return 0
 
 

@@ -3,6 +3,7 @@
 import http.server
 import json
 import re
+import shutil
 import socket
 import threading
 import zipfile
@@ -75,7 +76,7 @@ def server(tmp_path):
 def test_download_extract_and_record_checksum(tmp_path, server):
     base, zpath, _ = server
     dest = tmp_path / "raw"
-    proc = run_script("data_prep/download.py", "monet2photo", "--dest", dest, "--url", f"{base}/tiny2photo.zip")
+    proc = run_script("data_prep/download.py", "monet2photo", "--out", dest, "--url", f"{base}/tiny2photo.zip")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (dest / "monet2photo").iterdir()) == ["testA", "testB", "trainA", "trainB"]
     assert (dest / "monet2photo.zip").read_bytes() == zpath.read_bytes()
@@ -93,7 +94,7 @@ def test_partial_download_resumes_with_range_requests(tmp_path, server):
     dest.mkdir()
     data = zpath.read_bytes()
     (dest / "monet2photo.zip.part").write_bytes(data[: len(data) // 2])
-    proc = run_script("data_prep/download.py", "monet2photo", "--dest", dest, "--url", f"{base}/tiny2photo.zip")
+    proc = run_script("data_prep/download.py", "monet2photo", "--out", dest, "--url", f"{base}/tiny2photo.zip")
     assert proc.returncode == 0, proc.stderr
     assert (dest / "monet2photo.zip").read_bytes() == data
     assert handler.sent == len(data) - len(data) // 2  # only the missing half crossed the wire
@@ -106,7 +107,7 @@ def test_server_without_ranges_restarts_cleanly(tmp_path, server):
     dest = tmp_path / "raw"
     dest.mkdir()
     (dest / "monet2photo.zip.part").write_bytes(b"stale partial bytes")
-    proc = run_script("data_prep/download.py", "monet2photo", "--dest", dest, "--url", f"{base}/tiny2photo.zip")
+    proc = run_script("data_prep/download.py", "monet2photo", "--out", dest, "--url", f"{base}/tiny2photo.zip")
     assert proc.returncode == 0, proc.stderr
     assert (dest / "monet2photo.zip").read_bytes() == zpath.read_bytes()
 
@@ -119,22 +120,39 @@ def free_port():
 
 def test_unreachable_server_names_url_and_alternative(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/monet2photo.zip"
-    proc = run_script("data_prep/download.py", "monet2photo", "--dest", tmp_path, "--url", url, "--retries", 1)
+    proc = run_script("data_prep/download.py", "monet2photo", "--out", tmp_path, "--url", url, "--retries", 1)
     line = assert_one_error_line(proc, f"cannot download {url}", "--from PATH_TO_ZIP_OR_DIR")
     assert proc.returncode == 1 and len(line) < 400
 
 
 def test_not_found_and_unknown_name(tmp_path, server):
     base, _, _ = server
-    proc = run_script("data_prep/download.py", "monet2photo", "--dest", tmp_path, "--url", f"{base}/nope.zip")
+    proc = run_script("data_prep/download.py", "monet2photo", "--out", tmp_path, "--url", f"{base}/nope.zip")
     assert_one_error_line(proc, "nope.zip: not found on the server (404)")
-    proc = run_script("data_prep/download.py", "picasso2photo", "--dest", tmp_path)
+    proc = run_script("data_prep/download.py", "picasso2photo", "--out", tmp_path)
     assert_one_error_line(proc, "unknown dataset 'picasso2photo'; known: monet2photo, cezanne2photo")
+
+
+def test_a_mirror_is_a_folder_of_zips_and_a_web_page_is_never_taken_for_one(tmp_path, server):
+    base, zpath, _ = server
+    shutil.copy(zpath, zpath.parent / "cezanne2photo.zip")
+    proc = run_script("data_prep/download.py", "cezanne2photo", "--out", tmp_path / "m", "--mirror", base + "/")
+    assert proc.returncode == 0, proc.stderr
+    assert f"from {base}/cezanne2photo.zip" in proc.stdout and (tmp_path / "m" / "cezanne2photo" / "trainA").is_dir()
+    (zpath.parent / "listing.zip").write_text("<!DOCTYPE html>\n<html><body><a href='x.zip'>x.zip</a></body></html>\n")
+    proc = run_script("data_prep/download.py", "monet2photo", "--out", tmp_path / "w", "--url", f"{base}/listing.zip")
+    assert_one_error_line(proc, "listing.zip answered with a web page", "--mirror")
+    assert not (tmp_path / "w" / "monet2photo.zip").exists()  # not kept as a "damaged zip"
+    proc = run_script("data_prep/download.py", "monet2photo", "--out", tmp_path / "w", "--url", base + "/")
+    assert_one_error_line(proc, "names a folder; give the zip's own URL, or pass the folder as --mirror")
+    proc = run_script("data_prep/download.py", "monet2photo", "--dest", tmp_path / "old", "--from", zpath)
+    assert proc.returncode == 0 and "note: --dest is spelled --out now" in proc.stderr
+    assert (tmp_path / "old" / "monet2photo" / "trainB").is_dir()
 
 
 def test_from_local_zip(tmp_path, server):
     _, zpath, _ = server
-    proc = run_script("data_prep/download.py", "ukiyoe2photo", "--from", zpath, "--dest", tmp_path / "raw")
+    proc = run_script("data_prep/download.py", "ukiyoe2photo", "--from", zpath, "--out", tmp_path / "raw")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "raw" / "ukiyoe2photo" / "trainA" / "000000.png").is_file()
     assert json.loads((tmp_path / "raw" / "ukiyoe2photo.source.json").read_text())["sha256"] == file_sha256(zpath)
@@ -184,7 +202,7 @@ def test_released_model_fetch_resume_and_translate_by_name(tmp_path, weights_ser
     data = (served / "style_monet.pth").read_bytes()
     target.parent.mkdir(parents=True)
     (target.parent / "style_monet.pth.part").write_bytes(data[:1000])  # an interrupted earlier download
-    proc = pretrained("style_monet", "--url", base, hub=hub)
+    proc = pretrained("style_monet", "--mirror", base, hub=hub)
     assert proc.returncode == 0, proc.stderr
     assert target.read_bytes() == data and handler.sent == len(data) - 1000  # resumed, not restarted
     record = json.loads((target.parent / "brushwork_downloads.json").read_text())["style_monet.pth"]
@@ -207,7 +225,7 @@ def test_released_model_fetch_resume_and_translate_by_name(tmp_path, weights_ser
 def test_wrong_checksum_is_refused_and_nothing_is_left(tmp_path, weights_server):
     base, _, _ = weights_server
     hub = tmp_path / "torch_home"
-    proc = pretrained("vgg19", "--url", base, hub=hub)
+    proc = pretrained("vgg19", "--mirror", base, hub=hub)
     assert_one_error_line(proc, "vgg19-dcbb9e9d.pth: sha256", "does not match", "starts with dcbb9e9d")
     assert not list((hub / "hub" / "checkpoints").glob("vgg19*"))
 
@@ -218,7 +236,7 @@ def test_a_download_is_checked_by_content_before_it_is_recorded(tmp_path, weight
     for name, needle in (("style_cezanne", "answered with a web page or a message, not weights"),
                          ("style_ukiyoe", "not a PyTorch weights file"),
                          ("style_vangogh", "holds no model.1.weight (not the CycleGAN generator")):
-        proc = pretrained(name, "--url", base, hub=hub)
+        proc = pretrained(name, "--mirror", base, hub=hub)
         assert_one_error_line(proc, f"{base}/{name}.pth", needle, "saved nothing")
     folder = hub / "hub" / "checkpoints" / "cyclegan"
     assert not list(folder.glob("*.pth"))  # nothing kept
@@ -229,7 +247,7 @@ def test_a_download_is_checked_by_content_before_it_is_recorded(tmp_path, weight
 def test_offline_is_one_line_naming_the_url_and_the_place(tmp_path):
     hub = tmp_path / "torch_home"
     url = f"http://127.0.0.1:{free_port()}"
-    proc = pretrained("style_cezanne", "--url", url, "--retries", 0, hub=hub)
+    proc = pretrained("style_cezanne", "--mirror", url, "--retries", 0, hub=hub)
     line = assert_one_error_line(proc, f"cannot download {url}/style_cezanne.pth",
                                  f"put it at {hub}/hub/checkpoints/cyclegan/style_cezanne.pth", "--from FILE")
     assert len(line) < 500

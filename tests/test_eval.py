@@ -38,9 +38,17 @@ def test_grids_for_one_and_several_runs(trained_run, tmp_path):
 
 @pytest.mark.slow
 def test_loss_plot_from_tensorboard(trained_run, tmp_path):
-    proc = run_script("eval/plots.py", trained_run, "--out", tmp_path / "losses.png")
+    proc = run_script("eval/plots.py", trained_run, "--out", tmp_path / "plots")
     assert proc.returncode == 0, proc.stderr
-    assert "up to step 4" in proc.stdout and Image.open(tmp_path / "losses.png").size[0] > 400
+    assert "up to 4 images seen" in proc.stdout and Image.open(tmp_path / "plots" / "losses.png").size[0] > 400
+    # every component the run logged, not only totals: 4 loss panels (G, D, cycle, identity) and the LR
+    drawn = proc.stdout.split("(", 1)[1].split(";")[0].split(", ")
+    assert sorted(drawn) == sorted(["G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B",
+                                    "learning rate"])
+    assert Image.open(tmp_path / "plots" / "losses.png").size[1] > 5 * 1.9 * 120
+    assert (tmp_path / "plots" / "losses_config.toml").is_file()
+    proc = run_script("eval/plots.py", trained_run, "--out", tmp_path / "mine.png")  # the earlier meaning: a file
+    assert proc.returncode == 0 and (tmp_path / "mine.png").is_file() and "--out is a folder" in proc.stderr
     proc = run_script("eval/plots.py", tmp_path)
     assert_one_error_line(proc, "no TensorBoard events")
 
@@ -88,19 +96,27 @@ def test_inception_weights_from_a_file(tmp_path):
         fid.inception(tmp_path / "nope.pth")
 
 
-def test_fid_cli_flags_random_features(tmp_path):
+def test_fid_cli_flags_random_inception_and_writes_into_its_out_folder(tmp_path):
     for name, seed, shift in (("a", 0, 0), ("b", 1, 60)):
         (tmp_path / name).mkdir()
         for i, img in enumerate(image_set(seed, n=6, shift=shift)):
             img.save(tmp_path / name / f"{i}.png")
-    proc = run_script("eval/fid.py", "--fake", tmp_path / "a", "--real", tmp_path / "b", "--random_features",
-                      "--out", tmp_path / "fid.json", "--kid_subset_size", 6)
+    proc = run_script("eval/fid.py", "--fakes", tmp_path / "a", "--reals", tmp_path / "b", "--random_inception",
+                      "--out", tmp_path / "numbers", "--kid_subset_size", 6)
     assert proc.returncode == 0, proc.stderr
-    assert "NOT COMPARABLE" in proc.stdout and "NOT COMPARABLE" in (tmp_path / "fid.json").read_text()
-    result = json.loads((tmp_path / "fid.json").read_text())
+    result_file = tmp_path / "numbers" / "fid.json"
+    assert "NOT COMPARABLE" in proc.stdout and "NOT COMPARABLE" in result_file.read_text()
+    assert (tmp_path / "numbers" / "fid_config.toml").is_file() and not proc.stderr
+    # the earlier spellings: --fake/--real/--random_features, and --out naming the JSON file itself
+    old = run_script("eval/fid.py", "--fake", tmp_path / "a", "--real", tmp_path / "b", "--random_features",
+                     "--out", tmp_path / "old.json", "--kid_subset_size", 6)
+    assert old.returncode == 0, old.stderr
+    assert old.stderr.count("note:") == 4 and "--fake is spelled --fakes now" in old.stderr
+    assert json.loads((tmp_path / "old.json").read_text())["fid"] == json.loads(result_file.read_text())["fid"]
+    result = json.loads(result_file.read_text())
     assert result["small_sample"] and result["kid_subset_size"] == 3  # 6 images: subsets of half, so they differ
     assert result["kid_std"] > 0 and "warning: fewer than 50 images per side" in proc.stdout
-    proc = run_script("eval/fid.py", "--fake", tmp_path / "a", "--real", tmp_path / "b",
+    proc = run_script("eval/fid.py", "--fakes", tmp_path / "a", "--reals", tmp_path / "b",
                       "--inception_weights", tmp_path / "missing.pth")
     assert_one_error_line(proc, "missing.pth does not exist")
 

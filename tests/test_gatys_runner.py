@@ -149,8 +149,9 @@ def test_fig3_is_one_batched_job_and_fig4_plots(tmp_path):
     fig = Image.open(tmp_path / "fig3.png")
     assert fig.width > 2 * 32 and fig.height > 2 * 24
     proc = run_script("eval/gatys_figures.py", "fig4", tmp_path / "cells" / "depth5_ratio1e-06.json",
-                      "--out", tmp_path / "fig4.png")
-    assert proc.returncode == 0 and Image.open(tmp_path / "fig4.png").size[0] > 300
+                      "--out", tmp_path / "figs")
+    assert proc.returncode == 0 and Image.open(tmp_path / "figs" / "fig4.png").size[0] > 300
+    assert (tmp_path / "figs" / "fig4_config.toml").is_file()
 
 
 def test_multiscale_colour_and_snapshots(tmp_path):

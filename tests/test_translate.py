@@ -130,7 +130,7 @@ def test_weights_are_named_and_the_newest_checkpoint_is_used(tmp_path):
     fakes = sorted(Path(v["source"]).relative_to(tmp_path / "page").as_posix() for v in key["images"].values()
                    if v["truth"] == "fake")
     assert fakes == sorted(p.name for p in (tmp_path / "page").glob("*.png"))  # the 4 translations, nothing else
-    proc = run_script("eval/fid.py", "--fake", tmp_path / "page", "--real", photos, "--random_features")
+    proc = run_script("eval/fid.py", "--fakes", tmp_path / "page", "--reals", photos, "--random_inception")
     assert proc.returncode == 0 and "(4 fake, 4 real)" in proc.stdout, proc.stderr
 
 

@@ -37,8 +37,11 @@ class DownloadConfig(Config):
 
     name: str = setting("monet2photo", "dataset: monet2photo, cezanne2photo, ukiyoe2photo, vangogh2photo, ...",
                         positional=True)
-    dest: str = setting("data/raw", "folder to put {name}.zip and the extracted {name}/ in")
-    url: str = setting("", "download from this URL instead of the official one (a mirror)")
+    out: str = setting("data/raw", "folder to put {name}.zip and the extracted {name}/ in", renamed="dest")
+    url: str = setting("", "the zip's own URL, instead of the official one (a file, e.g. "
+                           "https://mirror.example/cyclegan/monet2photo.zip)")
+    mirror: str = setting("", "a base URL holding the official host's file names: MIRROR/{name}.zip (with --model, "
+                              "the weights' file names)")
     from_path: str = setting("", "use this local zip or folder instead of downloading", alias="from")
     retries: int = setting(3, "retries after a failed transfer (with backoff), resuming each time", min=0, max=50)
     keep_zip: bool = setting(True, "keep the zip after extracting it")
@@ -46,7 +49,14 @@ class DownloadConfig(Config):
                              "same as python -m brushwork.pretrained NAME)")
 
     def check(self) -> None:
-        try:  # the name becomes DEST/NAME and DEST/NAME.zip: it must stay a plain name inside --dest
+        if self.url and self.mirror:
+            raise ConfigError("give --url (the zip itself) or --mirror (a folder of zips), not both")
+        if self.url.endswith("/"):
+            raise ConfigError(f"--url {self.url} names a folder; give the zip's own URL, or pass the folder as "
+                              "--mirror")
+        if self.url and self.model:
+            raise ConfigError("--url is a dataset zip's URL; for --model give --mirror BASE_URL")
+        try:  # the name becomes OUT/NAME and OUT/NAME.zip: it must stay a plain name inside --out
             safe_name(self.name, "dataset name")
         except BrushworkError as e:
             raise ConfigError(str(e)) from None
@@ -59,10 +69,10 @@ class PretrainedConfig(Config):
     names: tuple[str, ...] = setting((), "what to fetch: a released CycleGAN model (style_monet, monet2photo, "
                                          "...), vgg16, vgg19 or inception; see --list", positional=True)
     list: bool = setting(False, "list every known name with its URL and where it goes, then exit")
-    dest: str = setting("", "folder for the files (default: the torch hub cache, where torchvision and "
-                            "brushwork look for them)")
-    url: str = setting("", "fetch from this base URL instead of the official one (a mirror holding the same "
-                           "file names)")
+    out: str = setting("", "folder for the files (default: the torch hub cache, where torchvision and brushwork "
+                           "look for them)", renamed="dest")
+    mirror: str = setting("", "fetch from this base URL instead of the official one (a mirror holding the same "
+                              "file names)", renamed="url")
     from_path: str = setting("", "use this local file instead of downloading (one name only)", alias="from")
     retries: int = setting(3, "retries after a failed transfer (with backoff), resuming each time", min=0, max=50)
 

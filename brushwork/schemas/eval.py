@@ -138,24 +138,24 @@ class PlotsConfig(Config):
     """``eval/plots.py``: the loss curves of a run (Fig. 8)."""
 
     run: str = setting("", "run dir with tb/ event files", positional=True)
-    out: str = setting("", "the PNG (default: RUN/losses.png)")
+    out: str = setting("", "output folder for losses.png and losses_config.toml (default: the run dir)")
 
 
 @dataclass(frozen=True)
 class FIDConfig(Config):
     """``eval/fid.py``: FID and KID between generated and real images."""
 
-    fake: str = setting("", "generated images: a folder, or a shard root (with --split/--domain)")
-    real: str = setting("", "real images: a folder, or a shard root")
+    fakes: str = setting("", "generated images: a folder, or a shard root (with --split/--domain)", renamed="fake")
+    reals: str = setting("", "real images: a folder, or a shard root", renamed="real")
     split: Literal["train", "test"] = setting("test", "split of a shard root")
     domain: Literal["A", "B"] = setting("A", "domain of a shard root")
     inception_weights: str = setting("", "torchvision Inception-v3 weights (default: the torch hub cache)")
-    random_features: bool = setting(False, "a fixed random feature net instead of Inception (tests only; the "
-                                           "numbers compare with nothing)")
+    random_inception: bool = setting(False, "a fixed random feature net instead of Inception (tests only; the "
+                                            "numbers compare with nothing)", renamed="random_features")
     batch_size: int = setting(32, "images per forward pass", min=1, max=4096)
     kid_subsets: int = setting(10, "KID: random subsets averaged", min=1, max=10_000)
     kid_subset_size: int = setting(1000, "KID: images per subset (capped by the smaller set)", min=2)
-    out: str = setting("", "also write the numbers to this JSON file")
+    out: str = setting("", "also write the numbers to OUT/fid.json (and the settings to OUT/fid_config.toml)")
 
 
 @dataclass(frozen=True)

@@ -133,5 +133,5 @@ class Fig4Config(Config):
     """``eval/gatys_figures.py fig4``: total loss against evaluations, from the runner's per-pair JSON files."""
 
     results: tuple[str, ...] = setting((), "per-pair .json files written by train/gatys.py", positional=True)
-    out: str = setting("", "the plot (PNG)", required=True)
+    out: str = setting("", "output folder for fig4.png and fig4_config.toml", required=True)
     log: bool = setting(True, "logarithmic loss axis")

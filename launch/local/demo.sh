@@ -50,15 +50,15 @@ step "5. Gatys: every bundled content x style pair in one batched run (random VG
     --style data_prep/samples/gatys/style/the_scream.jpg --out "$OUT/gatys_figures" --random_vgg --image_size 96 --iterations 30 \
     --overwrite
 "$PY" eval/gatys_figures.py fig4 "$OUT/gatys/tubingen__the_scream.json" "$OUT/gatys/dancing__starry_night.json" \
-    --out "$OUT/gatys_figures/fig4.png"
+    --out "$OUT/gatys_figures"
 
 step "6. Eval: grids (and the three methods side by side), loss plot, FID/KID (random features offline), a survey"
 "$PY" eval/grids.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval/grids" --rows 4 --cell_size 128
 "$PY" eval/grids.py --compare "$OUT/gatys_photos" "$OUT/runs/fast-style" "$OUT/runs/cyclegan-monet" \
     --content data_prep/samples/monet2photo/testB --out "$OUT/eval/grids" --rows 4 --cell_size 128
-"$PY" eval/plots.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval/losses.png"
-"$PY" eval/fid.py --fake "$OUT/translated/monet_to_photo" --real data_prep/samples/monet2photo/testB --random_features \
-    --out "$OUT/eval/fid.json"
+"$PY" eval/plots.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval"
+"$PY" eval/fid.py --fakes "$OUT/translated/monet_to_photo" --reals data_prep/samples/monet2photo/testB --random_inception \
+    --out "$OUT/eval"
 rm -rf "$OUT/eval/survey" "$OUT/eval/survey_responses"
 "$PY" eval/survey.py build --fakes "$OUT/stylized/mix" --reals data_prep/samples/monet2photo/testA \
     --out "$OUT/eval/survey" --n 4 --zip
