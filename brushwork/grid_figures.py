@@ -45,7 +45,7 @@ def run_data(run: str, data: str) -> tuple[str, str]:
     source = data or values.get("data", "")
     if not source:
         raise BrushworkError(f"{run}: no config.toml naming its data; pass --data")
-    return source, values.get("domain", Path(run).name)
+    return source, values.get("dataset") or values.get("domain") or Path(run).name
 
 
 def test_tensors(source: str, domain: str, rows: int, seed: int, size: int) -> torch.Tensor:

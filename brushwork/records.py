@@ -103,6 +103,7 @@ class RunConfig(_Record):
     """The fields of a run's resolved config.toml that other commands read."""
 
     data: str = ""
+    dataset: str = ""
     domain: str = ""
     style: list[str] = []
     width: Positive | None = None

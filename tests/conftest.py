@@ -69,7 +69,7 @@ TINY_GAN = ["--ngf", "8", "--ndf", "8", "--n_blocks", "2", "--load_size", "36", 
 def train_command(run_dir, data, *flags, procs: int = 1, machines: int = 1, machine_rank: int = 0,
                   port: int | None = None) -> list[str]:
     """The command line of a tiny CycleGAN run: plain python for 1 process, else accelerate launch (gloo)."""
-    script = [str(REPO / "train/cyclegan.py"), "--domain", "synth", "--data", str(data), "--run_dir", str(run_dir),
+    script = [str(REPO / "train/cyclegan.py"), "--dataset", "synth", "--data", str(data), "--run_dir", str(run_dir),
               *TINY_GAN, *map(str, flags)]
     if procs == 1 and machines == 1:
         return [sys.executable, *script]

@@ -17,7 +17,7 @@ from brushwork.schemas.train import CycleGANConfig, FastStyleConfig
 
 def test_domain_preset_sets_paths_and_keeps_the_paper_defaults():
     cfg = load_config(CycleGANConfig, "monet", tool="cyclegan")
-    assert (cfg.domain, cfg.data, cfg.run_dir) == ("monet", "data/shards/monet2photo", "runs/cyclegan-monet")
+    assert (cfg.dataset, cfg.data, cfg.run_dir) == ("monet", "data/shards/monet2photo", "runs/cyclegan-monet")
     assert (cfg.epochs, cfg.epochs_decay, cfg.lambda_a, cfg.lr, cfg.pool_size) == (100, 100, 10.0, 2e-4, 50)
     assert cfg.mixed_precision is None  # none: accelerate launch decides
 

@@ -199,7 +199,7 @@ def cases(w):
     run, data, renders, photos, bad = "run", "data/shards", "renders", "photos", "bad"
     content = SAMPLES / "gatys" / "content" / "tubingen.jpg"
     style = SAMPLES / "gatys" / "style" / "the_scream.jpg"
-    train = ["train/cyclegan.py", "--domain", "synth", "--data", data, *TINY_GAN, "--num_workers", 0]
+    train = ["train/cyclegan.py", "--dataset", "synth", "--data", data, *TINY_GAN, "--num_workers", 0]
     return [
         # training
         Case("train batch 0", [*train, "--run_dir", "t1", "--batch_size", 0], 2, ("--batch_size must be between 1",)),

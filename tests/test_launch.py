@@ -109,7 +109,7 @@ def test_multinode_sbatch_runs_one_launcher_per_node(tmp_path, shims, shards):
     env, log = shims
     run = tmp_path / "run"
     # static rendezvous: with every "node" on one host, c10d's store election can race (real nodes differ)
-    env.update(SLURM_JOB_ID="77", SLURM_NNODES="2", SLURM_JOB_NODELIST="node[01-02]", DOMAIN="synth",
+    env.update(SLURM_JOB_ID="77", SLURM_NNODES="2", SLURM_JOB_NODELIST="node[01-02]", DATASET="synth",
                RUN_DIR=str(run), PORT=str(free_port()), EXTRA_ARGS=tiny(shards) + " --max_steps 6",
                PROCS_PER_NODE="1", RDZV="static")
     proc = run_tree(["bash", "launch/slurm/train_cyclegan_multinode.sbatch"], cwd=REPO, env=env)
@@ -132,7 +132,7 @@ def test_multinode_sbatch_runs_one_launcher_per_node(tmp_path, shims, shards):
 def test_two_nodes_on_localhost_then_resume_on_one_node(tmp_path, shards):
     run = tmp_path / "run"
     env = {**os.environ, "PY": sys.executable, "PORT": str(free_port()), "OMP_NUM_THREADS": "1"}
-    args = ["--domain", "synth", "--run_dir", str(run), *tiny(shards).split(), "--epochs", "1", "--epochs_decay", "3",
+    args = ["--dataset", "synth", "--run_dir", str(run), *tiny(shards).split(), "--epochs", "1", "--epochs_decay", "3",
             "--checkpoint_every", "100"]
     proc = run_tree(["bash", "launch/local/train_two_nodes_localhost.sh", *args, "--max_steps", "12"], cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -142,7 +142,7 @@ def test_two_nodes_on_localhost_then_resume_on_one_node(tmp_path, shards):
         assert torch.equal(ranks[0]["weights_fingerprint"][net], ranks[1]["weights_fingerprint"][net])
     assert sorted(p.name for p in path.iterdir()) == ["meta.json", "models.pt", "optim.pt", "rank_00000.pt", "rank_00001.pt"]
     # resume on one machine with 2 processes: the global step and the LR schedule carry on
-    env["NPROC"], env["DOMAIN"], env["RUN_DIR"], env["PORT"] = "2", "synth", str(run), str(free_port())
+    env["NPROC"], env["DATASET"], env["RUN_DIR"], env["PORT"] = "2", "synth", str(run), str(free_port())
     proc = run_tree(["bash", "launch/local/train_cyclegan.sh", *tiny(shards).split(), "--epochs", "1",
                      "--epochs_decay", "3", "--checkpoint_every", "100", "--max_steps", "20"], cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -200,7 +200,7 @@ def wait_for(predicate, timeout=120):
 
 def test_sigusr1_to_the_local_script_checkpoints_and_rerun_resumes(tmp_path, shards):
     run = tmp_path / "run"
-    env = {**os.environ, "PY": sys.executable, "PORT": str(free_port()), "NPROC": "2", "DOMAIN": "synth",
+    env = {**os.environ, "PY": sys.executable, "PORT": str(free_port()), "NPROC": "2", "DATASET": "synth",
            "RUN_DIR": str(run), "OMP_NUM_THREADS": "1"}
     args = ["bash", "launch/local/train_cyclegan.sh", *tiny(shards).split(), "--checkpoint_every", "100000",
             "--max_steps", "100000"]
@@ -222,7 +222,7 @@ def test_sigusr1_to_the_local_script_checkpoints_and_rerun_resumes(tmp_path, sha
 def test_sbatch_preemption_requeues_after_the_checkpoint(tmp_path, shims, shards):
     env, log = shims
     run = tmp_path / "run"
-    env.update(SLURM_JOB_ID="4242", DOMAIN="synth", RUN_DIR=str(run), PORT=str(free_port()), PROCS_PER_NODE="2",
+    env.update(SLURM_JOB_ID="4242", DATASET="synth", RUN_DIR=str(run), PORT=str(free_port()), PROCS_PER_NODE="2",
                EXTRA_ARGS=tiny(shards) + " --checkpoint_every 100000 --max_steps 100000")
     proc = subprocess.Popen(["bash", "launch/slurm/train_cyclegan.sbatch"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -240,7 +240,7 @@ def test_cpu_accelerate_config_gives_two_ranks(tmp_path, shards):
     run = tmp_path / "run"
     cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
            str(REPO / "launch/accelerate/cpu_2proc.yaml"), "--main_process_port", str(free_port()),
-           str(REPO / "train/cyclegan.py"), "--domain", "synth", "--run_dir", str(run), *tiny(shards).split(),
+           str(REPO / "train/cyclegan.py"), "--dataset", "synth", "--run_dir", str(run), *tiny(shards).split(),
            "--max_steps", "2"]
     proc = run_tree(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -72,7 +72,7 @@ def test_two_processes_x_two_workers_train_on_default_shards_and_a_truncated_sha
 @pytest.mark.slow
 def test_accelerate_launch_mixed_precision_reaches_the_run_unless_a_flag_says_otherwise(tmp_path):
     out = synth_shards(tmp_path / "d", n_train=8, per_shard=4)
-    script = [REPO / "train/cyclegan.py", "--domain", "synth", "--data", out, *TINY_GAN, "--num_workers", 0]
+    script = [REPO / "train/cyclegan.py", "--dataset", "synth", "--data", out, *TINY_GAN, "--num_workers", 0]
     proc = launch("--num_processes", 1, "--mixed_precision", "bf16", *script, "--run_dir", tmp_path / "a",
                   "--max_steps", 1)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -186,7 +186,7 @@ def test_presets_work_after_a_non_editable_install(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "renders" / "tubingen__the_scream.json").read_text())["params"]["normalization"] == "paper"
     shards_root = synth_shards(tmp_path / "d", n_train=4, per_shard=2)
-    proc = subprocess.run([sys.executable, "train/cyclegan.py", "--domain", "monet", "--data", str(shards_root),
+    proc = subprocess.run([sys.executable, "train/cyclegan.py", "--dataset", "monet", "--data", str(shards_root),
                            "--run_dir", str(tmp_path / "run"), "--max_steps", "1", "--ngf", "4", "--ndf", "4",
                            "--n_blocks", "1", "--load_size", "36", "--crop_size", "32", "--num_workers", "0",
                            ], cwd=clone, env=env, capture_output=True, text=True, timeout=300)

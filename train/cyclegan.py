@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Train CycleGAN (photo <-> painting) with DDP on any number of CPUs, GPUs or nodes.
 
-  accelerate launch train/cyclegan.py --domain monet             # data/shards/monet2photo -> runs/cyclegan-monet
-  accelerate launch train/cyclegan.py --domain monet --resume auto
-  accelerate launch --mixed_precision bf16 train/cyclegan.py --domain monet
+  accelerate launch train/cyclegan.py --dataset monet             # data/shards/monet2photo -> runs/cyclegan-monet
+  accelerate launch train/cyclegan.py --dataset monet --resume auto
+  accelerate launch --mixed_precision bf16 train/cyclegan.py --dataset monet
   accelerate launch train/cyclegan.py --data s3://bucket/monet2photo --run_dir runs/mine
   accelerate launch train/cyclegan.py --data data/raw/monet2photo   # an image folder: sharded once into RUN/shards
   tensorboard --logdir runs
 
-The defaults are the paper's (the original code's); --domain picks brushwork/presets/cyclegan/{domain}.toml,
+The defaults are the paper's (the original code's); --dataset picks brushwork/presets/cyclegan/{dataset}.toml,
 --preset PATH another TOML file, and any flag below overrides both. The run dir receives config.toml
 (the resolved settings, including what accelerate launch decided), tb/ (one TensorBoard run, resumes
 append to it), samples/, checkpoints/step_N/ (+ latest) and export/ (the generators alone, refreshed
@@ -29,9 +29,9 @@ from brushwork.schemas.train import CycleGANConfig
 
 
 def default_preset(flags: dict) -> str | None:
-    """brushwork/presets/cyclegan/{domain}.toml when there is one (monet, cezanne, ukiyoe, vangogh)."""
-    domain = str(flags.get("domain", CycleGANConfig().domain))
-    return domain if (config.CONFIG_ROOT / "cyclegan" / f"{domain}.toml").is_file() else None
+    """brushwork/presets/cyclegan/{dataset}.toml when there is one (monet, cezanne, ukiyoe, vangogh)."""
+    dataset = str(flags.get("dataset", CycleGANConfig().dataset))
+    return dataset if (config.CONFIG_ROOT / "cyclegan" / f"{dataset}.toml").is_file() else None
 
 
 def main(cfg: CycleGANConfig) -> int:
@@ -39,12 +39,12 @@ def main(cfg: CycleGANConfig) -> int:
     from brushwork import data, trainer
     from brushwork.cyclegan import CycleGANTrainer
 
-    cfg = cfg.replace(data=cfg.data or f"data/shards/{cfg.domain}2photo",
-                      run_dir=cfg.run_dir or f"runs/cyclegan-{cfg.domain}")
+    cfg = cfg.replace(data=cfg.data or f"data/shards/{cfg.dataset}2photo",
+                      run_dir=cfg.run_dir or f"runs/cyclegan-{cfg.dataset}")
     accelerator, cfg = trainer.launch(cfg, domains=("A", "B"))
     model = CycleGANTrainer(cfg, accelerator, rank=accelerator.process_index)
     aug = data.Augment(cfg.load_size, cfg.crop_size, flip=not cfg.no_flip, preprocess=cfg.preprocess)
-    trainer.train(cfg, accelerator, model, name=cfg.domain, aug=aug)
+    trainer.train(cfg, accelerator, model, name=cfg.dataset, aug=aug)
     return 0
 
 

@@ -70,8 +70,9 @@ RESUME_MAY_CHANGE = ("run_dir", "resume", "allow_change", "max_steps", "epochs",
 class CycleGANConfig(TrainConfig):
     """``train/cyclegan.py``: defaults are the paper's / the original code's (resnet_9blocks, LSGAN, pool 50)."""
 
-    domain: str = setting("monet", "dataset name: monet, cezanne, ukiyoe, vangogh or your own (picks "
-                                   "brushwork/presets/cyclegan/{domain}.toml if there is one)")
+    dataset: str = setting("monet", "dataset name: monet, cezanne, ukiyoe, vangogh or your own (picks "
+                                    "brushwork/presets/cyclegan/{dataset}.toml if there is one, data/shards/"
+                                    "{dataset}2photo and runs/cyclegan-{dataset} as defaults)", renamed="domain")
     preprocess: Preprocess = setting("resize_and_crop", "training transform, as the original --preprocess: "
                                      "resize_and_crop (load_size square, random crop_size crop), crop (random "
                                      "crop_size crop at full size), scale_width (width to crop_size), "

@@ -20,7 +20,7 @@ step "2. Shards: validate and pack both datasets into WebDataset tars"
 step "3. CycleGAN: 2 gloo processes x 1 loader worker on one shard per domain, tiny generator; stop at step 60, then resume to 90"
 export OMP_NUM_THREADS=1 CUDA_VISIBLE_DEVICES=""
 ACC=$(dirname "$PY")/accelerate
-GAN=(train/cyclegan.py --domain monet --data "$OUT/shards/monet2photo" --run_dir "$OUT/runs/cyclegan-monet"
+GAN=(train/cyclegan.py --dataset monet --data "$OUT/shards/monet2photo" --run_dir "$OUT/runs/cyclegan-monet"
      --ngf 16 --ndf 16 --n_blocks 6 --load_size 143 --crop_size 128 --num_workers 1
      --checkpoint_every 30 --sample_every 30 --log_every 10)
 LAUNCH=("$ACC" launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no

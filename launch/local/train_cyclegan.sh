@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Train CycleGAN on this workstation: all its GPUs (or 2 CPU processes), resuming automatically.
-#   DOMAIN=cezanne launch/local/train_cyclegan.sh [more train/cyclegan.py flags]
+#   DATASET=cezanne launch/local/train_cyclegan.sh [more train/cyclegan.py flags]
 # Preemption: `kill -USR1 <pid of this script>` saves a checkpoint and exits 0; run it again to resume.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-DOMAIN=${DOMAIN:-monet}                      # monet | cezanne | ukiyoe | vangogh | your preset
-RUN_DIR=${RUN_DIR:-runs/cyclegan-$DOMAIN}    # checkpoints, TensorBoard, samples
+DATASET=${DATASET:-${DOMAIN:-monet}}         # monet | cezanne | ukiyoe | vangogh | your preset
+RUN_DIR=${RUN_DIR:-runs/cyclegan-$DATASET}    # checkpoints, TensorBoard, samples
 NPROC=${NPROC:-}                             # processes; default: one per GPU, else 2 on CPU
 PORT=${PORT:-29500}                          # rendezvous port on this machine
 PY=${PY:-python}                             # the interpreter with brushwork installed
@@ -25,6 +25,6 @@ launch=("$PY" -m accelerate.commands.launch --num_machines 1 --num_processes "$N
         --main_process_port "$PORT" --mixed_precision "$precision" --dynamo_backend no)
 if [ "$NPROC" -gt 1 ]; then launch+=(--multi_gpu); fi
 
-echo "train_cyclegan: $DOMAIN with $NPROC process(es), run dir $RUN_DIR" >&2
-exec launch/local/run_ranks.sh "${launch[@]}" train/cyclegan.py --domain "$DOMAIN" --run_dir "$RUN_DIR" \
+echo "train_cyclegan: $DATASET with $NPROC process(es), run dir $RUN_DIR" >&2
+exec launch/local/run_ranks.sh "${launch[@]}" train/cyclegan.py --dataset "$DATASET" --run_dir "$RUN_DIR" \
   --resume auto --mixed_precision "$precision" "$@"
