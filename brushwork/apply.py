@@ -21,8 +21,8 @@ from . import cli, config, results_page
 from .config import fields_with_role
 from .data import image_source, load_images, rank_share
 from .errors import BrushworkError, ImageError
-from .fileio import inside
-from .images import save_image
+from .fileio import distinct_stems, inside
+from .images import load_image, save_image
 from .ledger import Ledger, input_fingerprint, refuse_changes
 from .progress import Progress, print_line
 from .schemas.eval import RENDER
@@ -50,13 +50,32 @@ def device_for(cfg) -> torch.device:
     return device
 
 
+def page_images(out: Path, column: str, paths: list[str], longer: int = 512) -> list[Path]:
+    """Copies of ``paths`` (scaled to at most ``longer`` px) under ``out/.page/{column}/`` for the results page,
+    so the page shows them wherever the originals are; an unreadable one is left out."""
+    copies = []
+    for path, stem in zip(paths, distinct_stems([Path(p).name for p in paths], ids=list(paths))):
+        target = out / PAGE / column / f"{stem}.png"
+        try:
+            img = load_image(path)
+        except ImageError as e:
+            print_line(f"results page: {column} image left out ({e})")
+            continue
+        img.thumbnail((longer, longer))
+        save_image(img, target)
+        copies.append(target)
+    return copies
+
+
 def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, title: str, weights: str,
-                 second: tuple[str, Forward] | None = None) -> int:
+                 second: tuple[str, Forward] | None = None, page_fixed: tuple[str, list[str]] | None = None) -> int:
     """Run ``forward`` (a batch of same-size images → results) over ``cfg.input`` into ``cfg.out``.
 
     ``weights``: the network's fingerprint (``ledger.network_fingerprint``), recorded with every output.
     ``second``: (name, function of the results) for an extra output saved under ``out/{name}/``
-    (translate's reconstruction). Returns the exit code; raises if no input could be read.
+    (translate's reconstruction). ``page_fixed``: a results-page column that shows the same images in every
+    row (stylize's style images), copied under ``out/.page/{name}/``. Returns the exit code; raises if no
+    input could be read.
     """
     from accelerate import PartialState
 
@@ -119,13 +138,16 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
                + (f", {failed} unreadable" if failed else ""), sys.stdout)
     cli.end_distributed()
     if cfg.results_html and state.is_main_process:
-        columns = ("input", "output") + ((second[0],) if second else ())
+        columns = ("input", "output") + ((second[0],) if second else ()) + ((page_fixed[0],) if page_fixed else ())
+        fixed = page_images(out, *page_fixed) if page_fixed else []
         rows = []
         for it in everything:
             if output(it).exists():
                 row = {"name": it.name, "input": output(it, PAGE_INPUTS), "output": output(it)}
                 if second:
                     row[second[0]] = output(it, f"{PAGE}/{second[0]}")
+                if fixed:
+                    row[page_fixed[0]] = fixed
                 rows.append(row)
         page = results_page.write(out, rows, title, columns, note=f"weights: {used}")
         print(f"results page: {page} ({len(rows)} images)")

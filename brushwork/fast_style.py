@@ -23,11 +23,12 @@ from PIL import Image
 
 from . import checkpoint, gatys, records, vgg
 from .errors import BrushworkError
-from .images import load_image, to_unit_tensor
+from .images import cover_crop, from_unit_tensor, load_image, to_unit_tensor
 from .style_net import TransformerNet
 from .trainer import fingerprint
 
 MAX_STYLE_SIDE = 1024  # style images larger than this are scaled down (their Grams need no more)
+SAMPLE_STYLES = 16  # a many-style network's samples show its first 16 styles
 
 
 def style_name(path: str) -> str:
@@ -60,6 +61,7 @@ class FastStyleTrainer:
         self.data_domains = (cfg.domain,)
         self.styles = [style_name(p) for p in cfg.style]
         style_images, digests = load_style_images(cfg.style, cfg.style_size)
+        self.style_images = style_images  # shown above their results in the samples
         self.arch = {"width": cfg.width, "n_styles": len(cfg.style), "styles": digests}
         torch.manual_seed(cfg.seed)  # the same init on every rank
         net = TransformerNet(cfg.width, len(cfg.style))
@@ -127,8 +129,17 @@ class FastStyleTrainer:
         return " ".join(f"{k} {v:.3g}" for k, v in mean.items())
 
     def sample(self, images: dict) -> tuple[list[torch.Tensor], list[str]]:
-        style = self.styles[int(images["styles"][0])]
-        return [images["content"][:1] * 2 - 1, images["stylized"][:1].float() * 2 - 1], ["content", f"style {style}"]
+        """One photo of the batch painted in every style (the first SAMPLE_STYLES), each style image above its
+        result: columns content | style 1 | style 2 ..., in [-1, 1]."""
+        x = images["content"][:1].float()
+        k = min(len(self.styles), SAMPLE_STYLES)
+        with torch.no_grad():
+            y = self.plain(x.repeat(k, 1, 1, 1), torch.arange(k, device=x.device)).float().clamp(0, 1)
+        hw = tuple(x.shape[-2:])
+        columns = [torch.cat([torch.ones_like(x), x])]  # a blank above the content
+        columns += [torch.cat([cover_crop(from_unit_tensor(self.style_images[i][0]), hw).to(x), y[i:i + 1]])
+                    for i in range(k)]
+        return [c * 2 - 1 for c in columns], ["content", *(f"style {name}" for name in self.styles[:k])]
 
     def state_dict(self) -> dict:
         return {"models": {"net": self.plain.state_dict()},
@@ -170,6 +181,18 @@ def _net_from_state(state, what: str) -> TransformerNet:
     net = TransformerNet(width, n_styles, blocks)
     checkpoint.load_state_dict_strict(net, state, what)
     return net.eval()
+
+
+def style_paths_of(source: str | Path) -> list[str]:
+    """The style image files a run (or the run above an export/net.pth) was trained on, as its config.toml names
+    them; [] when unknown."""
+    from . import config
+
+    source = Path(source)
+    run = source if source.is_dir() else source.parent.parent if source.parent.name == "export" else None
+    if run is None or not (run / "config.toml").is_file():
+        return []
+    return [str(p) for p in config.read_resolved(run / "config.toml", records.RunConfig).get("style", [])]
 
 
 def load_stylizer(source: str | Path, step: int | None = None) -> tuple[TransformerNet, str, list[str]]:

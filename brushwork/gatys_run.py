@@ -27,12 +27,19 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from . import config, gatys, optim
 from .errors import BrushworkError, ConfigError, ImageError
 from .fileio import MAX_NAME_BYTES, atomic_write_text, distinct_stems, fit_name, safe_name
-from .images import find_images, from_unit_tensor, image_size, load_image, save_image, to_unit_tensor
+from .images import (
+    cover_crop,
+    find_images,
+    from_unit_tensor,
+    image_size,
+    load_image,
+    resized_unit_tensor,
+    save_image,
+)
 from .schemas.gatys import PAIR_KEYS, RENDER_KEYS, GatysConfig
 from .vgg import VGGFeatures, layer_index, layer_names
 
@@ -309,21 +316,6 @@ def fit(width: int, height: int, longer: int) -> tuple[int, int]:
     """(H, W) with the longer side = ``longer``, aspect kept."""
     scale = longer / max(width, height)
     return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def resized_unit_tensor(img: Image.Image, hw: tuple[int, int]) -> torch.Tensor:
-    """(1, 3, H, W) in [0, 1], resized (bicubic) to ``hw``."""
-    return to_unit_tensor(img.resize((hw[1], hw[0]), Image.Resampling.BICUBIC))[None]
-
-
-def cover_crop(img: Image.Image, hw: tuple[int, int]) -> torch.Tensor:
-    """Resize to cover (H, W), keep aspect, centre-crop: styles fill the output without distortion."""
-    h, w = hw
-    scale = max(h / img.height, w / img.width)
-    rh, rw = max(h, round(img.height * scale)), max(w, round(img.width * scale))
-    big = img.resize((rw, rh), Image.Resampling.BICUBIC)
-    top, left = (rh - h) // 2, (rw - w) // 2
-    return resized_unit_tensor(big.crop((left, top, left + w, top + h)), hw)
 
 
 @dataclass(frozen=True)

@@ -252,3 +252,19 @@ def find_images(root: str | os.PathLike, unreadable: bool = False) -> list[Path]
     return sorted(p for p in root.rglob("*") if is_image_name(p.name)
                   and not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])
                   and (p.is_file() or (unreadable and not p.is_dir())))
+
+
+def resized_unit_tensor(img: Image.Image, hw: tuple[int, int]):
+    """(1, 3, H, W) in [0, 1], resized (bicubic) to ``hw``."""
+    return to_unit_tensor(img.resize((hw[1], hw[0]), Image.Resampling.BICUBIC))[None]
+
+
+def cover_crop(img: Image.Image, hw: tuple[int, int]):
+    """(1, 3, H, W) in [0, 1]: resized to cover (H, W), aspect kept, centre-cropped (a style fills an output
+    without distortion)."""
+    h, w = hw
+    scale = max(h / img.height, w / img.width)
+    rh, rw = max(h, round(img.height * scale)), max(w, round(img.width * scale))
+    big = img.resize((rw, rh), Image.Resampling.BICUBIC)
+    top, left = (rh - h) // 2, (rw - w) // 2
+    return resized_unit_tensor(big.crop((left, top, left + w, top + h)), hw)

@@ -22,20 +22,21 @@ def _link(page_dir: Path, path: Path) -> str:
 
 def write(out_dir: str | Path, rows: list[dict[str, Path]], title: str, columns: tuple[str, ...],
           note: str = "", width: int = 256) -> Path:
-    """Write OUT/index.html; each row maps column names (and ``name``) to image paths."""
+    """Write OUT/index.html; each row maps column names (and ``name``) to an image path or a list of them."""
     out_dir = Path(out_dir)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ("name", *columns))
     body = []
     for row in rows:
         cells = [f"<td>{html.escape(str(row['name']))}</td>"]
         for column in columns:
-            path = row.get(column)
-            if path is None:
-                cells.append("<td></td>")
-                continue
-            link = _link(out_dir, Path(path))
-            cells.append(f'<td><a href="{link}"><img src="{link}" width="{width}" alt="{html.escape(column)}: '
-                         f'{html.escape(str(row["name"]))}"></a></td>')
+            paths = row.get(column)
+            paths = [] if paths is None else paths if isinstance(paths, list) else [paths]  # a cell may hold several
+            shown = []
+            for path in paths:
+                link = _link(out_dir, Path(path))
+                shown.append(f'<a href="{link}"><img src="{link}" width="{width // len(paths)}" alt="'
+                             f'{html.escape(column)}: {html.escape(str(row["name"]))}"></a>')
+            cells.append(f"<td>{''.join(shown)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -43,7 +44,7 @@ def write(out_dir: str | Path, rows: list[dict[str, Path]], title: str, columns:
 body {{ font-family: sans-serif; margin: 1em; }}
 table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 4px; text-align: left; vertical-align: top; }}
-img {{ display: block; height: auto; }}
+img {{ display: inline-block; height: auto; vertical-align: top; }}
 </style></head>
 <body>
 <h1>{html.escape(title)}</h1>

@@ -287,7 +287,7 @@ class TrainingLoop:
         from .images import save_image
 
         columns, labels = self.trainer.sample(images)
-        grid = labelled_grid(columns, labels, rows=1)
+        grid = labelled_grid(columns, labels)  # a trainer's columns may hold several rows (a style above a result)
         save_image(grid, self.run_dir / "samples" / f"step_{self.counters.step:08d}.png")
         tb = self.tensorboard()
         if tb is not None:

@@ -66,7 +66,7 @@ def main(cfg: StylizeConfig) -> int:
     from accelerate import PartialState
 
     from brushwork.apply import apply_folder, device_for
-    from brushwork.fast_style import export_onnx, load_stylizer
+    from brushwork.fast_style import export_onnx, load_stylizer, style_paths_of
     from brushwork.ledger import network_fingerprint
 
     net, used, names = load_stylizer(cfg.run, cfg.step)
@@ -79,8 +79,11 @@ def main(cfg: StylizeConfig) -> int:
         print(f"onnx: {cfg.onnx} (onnxruntime matches torch within {worst:.1e} at two image sizes)", flush=True)
     device = device_for(cfg)
     net = net.to(device)
+    paths = style_paths_of(cfg.run)  # the results page shows the style images used (those with weight)
+    shown = [p for p, w in zip(paths, weights.tolist()) if w > 0] if len(paths) == net.n_styles else []
     return apply_folder(cfg, partial(stylize, net, weights, device=device), used, domain=cfg.domain, tool="stylize",
-                        title=f"{cfg.run}: {style}", weights=network_fingerprint(net))
+                        title=f"{cfg.run}: {style}", weights=network_fingerprint(net),
+                        page_fixed=("style", shown) if shown else None)
 
 
 COMMAND = cli.Command(StylizeConfig, main, __doc__)

@@ -52,6 +52,26 @@ def test_k_styles_have_k_affine_sets_and_an_index_equals_a_single_style_net():
         assert not torch.allclose(mixed, multi(x, 0), atol=1e-3) and not torch.allclose(mixed, multi(x, 1), atol=1e-3)
 
 
+def test_samples_show_every_style_with_its_image_above_its_result():
+    from brushwork.grids import labelled_grid
+    from brushwork.images import cover_crop, from_unit_tensor
+
+    styles = (str(STYLES / "the_scream.jpg"), str(STYLES / "starry_night.jpg"))
+    trainer = FastStyleTrainer(FastStyleConfig(style=styles, random_vgg=True, width=8, size=32, style_size=64))
+    photo = torch.rand(2, 3, 32, 40)
+    columns, labels = trainer.sample({"content": photo, "stylized": photo, "styles": torch.tensor([1, 1])})
+    assert labels == ["content", "style the_scream", "style starry_night"]
+    assert [tuple(c.shape) for c in columns] == [(2, 3, 32, 40)] * 3  # each: the style image above the result
+    assert torch.equal(columns[0][1], photo[0] * 2 - 1) and torch.equal(columns[0][0], torch.ones(3, 32, 40))
+    with torch.no_grad():
+        for k in range(2):
+            assert torch.allclose(columns[1 + k][1], trainer.plain(photo[:1], k)[0].clamp(0, 1) * 2 - 1, atol=1e-5)
+            top = cover_crop(from_unit_tensor(trainer.style_images[k][0]), (32, 40))[0]
+            assert torch.allclose(columns[1 + k][0], top * 2 - 1)
+    grid = labelled_grid(columns, labels)
+    assert grid.width == 3 * 40 and grid.height > 2 * 32  # 3 columns of 2 rows under a caption strip
+
+
 def style_loss_of(trainer, net, photos):
     with torch.no_grad():
         y = net(photos, torch.zeros(len(photos), dtype=torch.long))
@@ -130,6 +150,13 @@ def test_two_ranks_train_identical_weights_and_stylize_runs(tmp_path, shards):
     sizes = {p.name: Image.open(p).size for p in out.glob("*.png")}
     originals = {p.with_suffix(".png").name: Image.open(p).size for p in (SAMPLES / "monet2photo" / "testB").glob("*.jpg")}
     assert sizes == originals  # full resolution, names kept
+    proc = run_script("eval/stylize.py", run / "export" / "net.pth", "--input", SAMPLES / "monet2photo" / "testB",
+                      "--out", tmp_path / "page", "--results_html")
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "page" / "index.html").read_text()
+    assert "<th>style</th>" in page
+    assert page.count("<img src=\".page/style/the_scream.png\"") == len(originals)  # in every row
+    assert max(Image.open(tmp_path / "page" / ".page" / "style" / "the_scream.png").size) <= 512
     # the methods side by side on the same photos: Gatys renders beside the fast-style network
     photos = SAMPLES / "monet2photo" / "testB"
     assert run_script("train/gatys.py", "--content", photos, "--style", STYLES / "the_scream.jpg", "--out",
