@@ -2,14 +2,15 @@
 """The paper's real/fake survey: build a package to send out, then score the answers.
 
   python eval/survey.py build --fakes translated/ --reals data/raw/monet2photo/testB --out survey/ [--n 10] [--zip]
-  python eval/survey.py score survey_key.json responses/*.json forms_export.csv --out survey_results/
-  python eval/survey.py simulate survey_key.json --raters 14 --out responses/     # dry run of the scorer
+  python eval/survey.py score survey_answers/key.json responses/*.json forms_export.csv --out survey_results/
+  python eval/survey.py simulate survey_answers/key.json --raters 14 --out responses/    # dry run of the scorer
 
 build mixes N generated and N real images (seeded; fakes from any method: CycleGAN translations,
 Gatys renders, fast-style outputs), crops/resizes them to one size, re-encodes them identically
 without metadata, names them by random ids and pads them to one file size; it writes
-survey/index.html (works offline: open it in any browser, answer, press Save) and the answer key
-survey_key.json BESIDE the folder, never inside it. --zip also writes survey.zip (without the key).
+survey/index.html (works offline: open it in any browser, answer, press Save) and, BESIDE the folder
+(never inside it), survey_answers/ with the answer key (key.json) and the build settings. --zip also
+writes survey.zip (the package alone) beside it.
 
 score reads the saved JSON files and/or Google Forms CSV exports (column titles must contain the
 image ids; answers Real/Fake), skips malformed and duplicate responses with a line each, and writes
@@ -32,7 +33,7 @@ def build(cfg: SurveyBuildConfig) -> int:
     # config and zip go beside the package, never into it
     out = Path(cfg.out).resolve()
     key = survey.build(cfg.fakes, cfg.reals, str(out), cfg.n, cfg.image_size, cfg.quality, cfg.seed, cfg.title, cfg.zip)
-    config.write_resolved(cfg, out.parent, f"{out.name}_config.toml")
+    config.write_resolved(cfg, survey.answers_dir(out), "build_config.toml")
     print(f"survey package: {out}/index.html ({len(key['order'])} images)" + (f", {out}.zip" if cfg.zip else ""))
     print(f"answer key (keep it, do not send it): {survey.key_path(out)}")
     return 0

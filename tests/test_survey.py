@@ -55,7 +55,11 @@ def test_package_leaks_nothing(tmp_path):
     proc = run_script("eval/survey.py", "build", "--fakes", fakes, "--reals", reals, "--out", out, "--n", 4,
                       "--image_size", 64, "--zip")
     assert proc.returncode == 0, proc.stderr
-    key = json.loads((tmp_path / "pkg" / "survey_key.json").read_text())
+    key = json.loads((tmp_path / "pkg" / "survey_answers" / "key.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "pkg").iterdir()) == ["survey", "survey.zip", "survey_answers"]
+    assert sorted(p.name for p in (tmp_path / "pkg" / "survey_answers").iterdir()) == ["build_config.toml", "key.json"]
+    page = (out / "index.html").read_text()
+    assert page.count('width="64" height="64"') == 8  # shown at their own size, never scaled by the browser
     files = sorted((out / "images").iterdir())
     assert len(files) == 8 and set(key["images"]) == {f.stem for f in files}
     truths = [key["images"][i]["truth"] for i in key["order"]]
@@ -107,7 +111,8 @@ def test_the_key_never_lands_in_the_package_or_its_zip(tmp_path):
     proc = run_script("eval/survey.py", "build", "--fakes", fakes, "--reals", reals, "--out", ".", "--n", 2,
                       "--image_size", 32, "--zip", cwd=work)  # --out . : the folder is named only once resolved
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "parent" / "pkg_key.json").is_file() and "pkg_key.json" in proc.stdout
+    key = tmp_path / "parent" / "pkg_answers" / "key.json"
+    assert key.is_file() and str(key) in proc.stdout
     assert not list(work.rglob("*key*")) and not list(work.rglob("*_config.toml"))  # only the package inside
     with zipfile.ZipFile(tmp_path / "parent" / "pkg.zip") as zf:
         assert zf.namelist() and not [n for n in zf.namelist() if "key" in n or "config" in n]
@@ -119,7 +124,8 @@ def test_the_key_never_lands_in_the_package_or_its_zip(tmp_path):
 
 
 KEY = {"survey": "s1", "order": ["aaaaaaaaaaa1", "aaaaaaaaaaa2", "aaaaaaaaaaa3", "aaaaaaaaaaa4"],
-       "images": {"aaaaaaaaaaa1": {"truth": "fake"}, "aaaaaaaaaaa2": {"truth": "real"},
+       "images": {"aaaaaaaaaaa1": {"truth": "fake", "source": "runs/x/fake, 1.png"},
+                  "aaaaaaaaaaa2": {"truth": "real"},
                   "aaaaaaaaaaa3": {"truth": "fake"}, "aaaaaaaaaaa4": {"truth": "real"}}}
 
 
@@ -169,10 +175,12 @@ def test_scorer_matches_a_hand_computed_example(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("skipped:") == 6
     table = (tmp_path / "res" / "results.md").read_text()
-    assert "| 1 | aaaaaaaaaaa1 | fake | 3 | 66.7 | 33.3 |" in table
+    assert "| 1 | aaaaaaaaaaa1 | fake | runs/x/fake, 1.png | 3 | 66.7 | 33.3 |" in table  # each id with its source
     assert "3 of 6 votes = 50.0 % (95 % Wilson interval 18.8–81.2 %)" in table
     assert Image.open(tmp_path / "res" / "survey_chart.png").size[0] > 300
-    assert (tmp_path / "res" / "per_image.csv").read_text().splitlines()[1] == "aaaaaaaaaaa1,fake,3,66.7,33.3"
+    rows = list(csv.reader(io.StringIO((tmp_path / "res" / "per_image.csv").read_text())))
+    assert rows[0] == ["image", "truth", "source", "votes", "real_pct", "fake_pct"]
+    assert rows[1] == ["aaaaaaaaaaa1", "fake", "runs/x/fake, 1.png", "3", "66.7", "33.3"]
 
 
 @pytest.mark.parametrize("k,n,low,high", [(0, 10, 0.0, 0.2775), (1, 10, 0.0179, 0.4042), (5, 10, 0.2366, 0.7634),

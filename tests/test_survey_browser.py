@@ -44,7 +44,7 @@ def test_answer_save_and_score_in_a_real_browser(tmp_path):
     out = tmp_path / "survey"
     assert run_script("eval/survey.py", "build", "--fakes", fakes, "--reals", reals, "--out", out, "--n", 3,
                       "--image_size", 32).returncode == 0
-    key = json.loads((tmp_path / "survey_key.json").read_text())
+    key = json.loads((tmp_path / "survey_answers" / "key.json").read_text())
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     driver = browser(downloads, tmp_path / "profile")
@@ -68,7 +68,7 @@ def test_answer_save_and_score_in_a_real_browser(tmp_path):
     assert [p.name for p in saved] == ["survey_response_Zoe.json"]
     answers = json.loads(saved[0].read_text())
     assert answers["rater"] == "Zoe" and answers["survey"] == key["survey"] and len(answers["answers"]) == 6
-    proc = run_script("eval/survey.py", "score", tmp_path / "survey_key.json", saved[0], "--out", tmp_path / "res")
+    proc = run_script("eval/survey.py", "score", tmp_path / "survey_answers" / "key.json", saved[0], "--out", tmp_path / "res")
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "res" / "results.json").read_text())
     expected_fooled = sum(key["images"][i]["truth"] == "fake" for i in key["order"][2:])

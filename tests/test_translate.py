@@ -126,7 +126,7 @@ def test_weights_are_named_and_the_newest_checkpoint_is_used(tmp_path):
     proc = run_script("eval/survey.py", "build", "--fakes", tmp_path / "page", "--reals", photos, "--out",
                       tmp_path / "survey", "--n", 4, "--image_size", 32)
     assert proc.returncode == 0, proc.stderr
-    key = json.loads((tmp_path / "survey_key.json").read_text())
+    key = json.loads((tmp_path / "survey_answers" / "key.json").read_text())
     fakes = sorted(Path(v["source"]).relative_to(tmp_path / "page").as_posix() for v in key["images"].values()
                    if v["truth"] == "fake")
     assert fakes == sorted(p.name for p in (tmp_path / "page").glob("*.png"))  # the 4 translations, nothing else

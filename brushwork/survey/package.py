@@ -27,9 +27,14 @@ from ..images import find_images, load_image
 PAD_BLOCK = 4096
 
 
+def answers_dir(package: Path) -> Path:
+    """``survey/`` → ``survey_answers/`` beside it: the key and the build settings, in one place, never sent."""
+    return package.parent / f"{package.name}_answers"
+
+
 def key_path(package: Path) -> Path:
-    """``survey/`` → ``survey_key.json`` beside it."""
-    return package.parent / f"{package.name}_key.json"
+    """``survey/`` → ``survey_answers/key.json``."""
+    return answers_dir(package) / "key.json"
 
 
 def square(img: Image.Image, size: int) -> Image.Image:
@@ -84,7 +89,7 @@ def build(fakes: str, reals: str, out: str, n: int = 10, size: int = 256, qualit
     for image_id, data in encoded:
         atomic_write_bytes(out_dir / "images" / f"{image_id}.jpg", data + b"\0" * (length - len(data)))
     order = [image_id for image_id, _ in encoded]
-    atomic_write_text(out_dir / "index.html", page(survey_id, order, title))
+    atomic_write_text(out_dir / "index.html", page(survey_id, order, title, size))
     key = {"survey": survey_id, "order": order, "images": key_images, "size": size, "quality": quality, "seed": seed}
     atomic_write_text(key_path(out_dir), json.dumps(key, indent=1) + "\n")
     if make_zip:
@@ -105,10 +110,11 @@ def write_zip(folder: Path) -> Path:
     return target
 
 
-def page(survey_id: str, order: list[str], title: str) -> str:
-    """The survey page: page.html with the images, the id and the order filled in (all escaped)."""
+def page(survey_id: str, order: list[str], title: str, size: int) -> str:
+    """The survey page: page.html with the images (shown at their own size: none is scaled by the browser), the
+    id and the order filled in (all escaped)."""
     items = "\n".join(
-        f'<figure><img src="images/{i}.jpg" alt="image {n}" width="256" height="256">'
+        f'<figure><img src="images/{i}.jpg" alt="image {n}" width="{size}" height="{size}">'
         f'<figcaption>{n}. <label><input type="radio" name="{i}" value="real"> Real</label> '
         f'<label><input type="radio" name="{i}" value="fake"> Fake</label></figcaption></figure>'
         for n, i in enumerate(order, 1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -11,13 +13,17 @@ from ..fileio import atomic_write_text, save_figure
 def write_report(result: dict, out: str) -> list[Path]:
     out_dir = Path(out)
     rows = result["per_image"]
-    lines = ["image,truth,votes,real_pct,fake_pct"] + [
-        f"{r['id']},{r['truth']},{r['votes']},{r['real_pct']:.1f},{r['fake_pct']:.1f}" for r in rows]
-    atomic_write_text(out_dir / "per_image.csv", "\n".join(lines) + "\n")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")  # a source path may hold commas or quotes
+    writer.writerow(["image", "truth", "source", "votes", "real_pct", "fake_pct"])
+    writer.writerows([r["id"], r["truth"], r.get("source", ""), r["votes"], f"{r['real_pct']:.1f}",
+                      f"{r['fake_pct']:.1f}"] for r in rows)
+    atomic_write_text(out_dir / "per_image.csv", buf.getvalue())
     low, high = result["wilson95"]
-    md = ["| # | image | truth | votes | Real % | Fake % |", "| --- | --- | --- | --- | --- | --- |"]
-    md += [f"| {n} | {r['id']} | {r['truth']} | {r['votes']} | {r['real_pct']:.1f} | {r['fake_pct']:.1f} |"
-           for n, r in enumerate(rows, 1)]
+    cell = lambda text: str(text).replace("|", "\\|")
+    md = ["| # | image | truth | source | votes | Real % | Fake % |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    md += [f"| {n} | {r['id']} | {r['truth']} | {cell(r.get('source', ''))} | {r['votes']} | {r['real_pct']:.1f} | "
+           f"{r['fake_pct']:.1f} |" for n, r in enumerate(rows, 1)]
     md += ["", f"Generated images judged real: {result['generated_judged_real']} of {result['generated_votes']} votes "
            f"= {100 * result['generated_judged_real_rate']:.1f} % (95 % Wilson interval {100 * low:.1f}–{100 * high:.1f} %), "
            f"{result['responses']} responses.", "", "| rater | answered | accuracy |", "| --- | --- | --- |"]

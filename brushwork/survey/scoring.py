@@ -141,7 +141,8 @@ def score(key: dict, tally: Tally) -> dict:
     for image_id in key["order"]:
         votes = [r["answers"][image_id] for r in tally.responses if image_id in r["answers"]]
         real = sum(v == "real" for v in votes)
-        per_image.append({"id": image_id, "truth": key["images"][image_id]["truth"], "votes": len(votes),
+        per_image.append({"id": image_id, "truth": key["images"][image_id]["truth"],
+                          "source": str(key["images"][image_id].get("source", "")), "votes": len(votes),
                           "real_pct": 100.0 * real / len(votes) if votes else 0.0,
                           "fake_pct": 100.0 * (len(votes) - real) / len(votes) if votes else 0.0})
     fake_votes = [(r["answers"][i] == "real") for r in tally.responses for i in r["answers"]

@@ -59,11 +59,11 @@ step "6. Eval: grids (and the three methods side by side), loss plot, FID/KID (r
 "$PY" eval/plots.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval"
 "$PY" eval/fid.py --fakes "$OUT/translated/monet_to_photo" --reals data_prep/samples/monet2photo/testB --random_inception \
     --out "$OUT/eval"
-rm -rf "$OUT/eval/survey" "$OUT/eval/survey_responses"
+rm -rf "$OUT/eval/survey" "$OUT/eval/survey_answers" "$OUT/eval/survey.zip" "$OUT/eval/survey_responses"
 "$PY" eval/survey.py build --fakes "$OUT/stylized/mix" --reals data_prep/samples/monet2photo/testA \
     --out "$OUT/eval/survey" --n 4 --zip
-"$PY" eval/survey.py simulate "$OUT/eval/survey_key.json" --raters 14 --out "$OUT/eval/survey_responses"
-"$PY" eval/survey.py score "$OUT/eval/survey_key.json" "$OUT"/eval/survey_responses/*.json --out "$OUT/eval/survey_results"
+"$PY" eval/survey.py simulate "$OUT/eval/survey_answers/key.json" --raters 14 --out "$OUT/eval/survey_responses"
+"$PY" eval/survey.py score "$OUT/eval/survey_answers/key.json" "$OUT"/eval/survey_responses/*.json --out "$OUT/eval/survey_results"
 
 step "Done. Outputs:"
 echo "  real samples (validated):   data_prep/samples  (sources: data_prep/samples/SOURCES.md)"
@@ -78,5 +78,5 @@ echo "  Gatys Fig. 3 / Fig. 4:      $OUT/gatys_figures/fig3.png, $OUT/gatys_figu
 echo "  CycleGAN grids, loss plot:  $OUT/eval/grids, $OUT/eval/losses.png (FID/KID: $OUT/eval/fid.json)"
 echo "  three methods side by side: $OUT/eval/grids/compare_methods.png"
 echo "  survey package (send it):   $OUT/eval/survey/index.html, $OUT/eval/survey.zip"
-echo "  survey key (keep it):       $OUT/eval/survey_key.json"
+echo "  survey key (keep it):       $OUT/eval/survey_answers/key.json"
 echo "  survey scores + chart:      $OUT/eval/survey_results/results.md, $OUT/eval/survey_results/survey_chart.png"
