@@ -112,7 +112,8 @@ class TransformerNet(nn.Module):
 
 
 class FixedStyle(nn.Module):
-    """A TransformerNet with its style weights fixed: ``forward(x)`` alone (for ONNX export and eval)."""
+    """A TransformerNet with its style weights fixed: ``forward(x)`` alone (for ONNX export and eval), its output
+    clamped to [0, 1] (the network's raw output overshoots: an image must not)."""
 
     def __init__(self, net: TransformerNet, weights: torch.Tensor):
         super().__init__()
@@ -120,4 +121,4 @@ class FixedStyle(nn.Module):
         self.register_buffer("weights", (weights / weights.sum()).reshape(1, -1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x, self.weights.expand(x.shape[0], -1))
+        return self.net(x, self.weights.expand(x.shape[0], -1)).clamp(0, 1)

@@ -208,12 +208,16 @@ def test_onnx_export_equals_torch_at_two_sizes(tmp_path):
     worst = export_onnx(net, weights, tmp_path / "net.onnx", check)
     assert worst < 1e-4
     session = onnxruntime.InferenceSession(str(tmp_path / "net.onnx"), providers=["CPUExecutionProvider"])
+    raw_range = []
     for shape in ((1, 3, 40, 56), (2, 3, 64, 32)):
         x = torch.rand(*shape)
         with torch.no_grad():
-            expected = net(x, weights.expand(shape[0], -1)).numpy()
+            raw = net(x, weights.expand(shape[0], -1))
+        raw_range += [float(raw.min()), float(raw.max())]
         got = session.run(None, {"image": x.numpy()})[0]
-        assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
+        assert got.shape == raw.shape and np.abs(got - raw.clamp(0, 1).numpy()).max() < 1e-4
+        assert got.min() >= 0 and got.max() <= 1  # an image in [0, 1], as documented
+    assert min(raw_range) < 0 or max(raw_range) > 1  # the raw network does overshoot: the clamp is tested
 
 
 def test_bad_style_and_stylize_inputs_are_one_line(tmp_path, shards):
