@@ -9,6 +9,12 @@ reports the median and spread; ``pays off`` is what ``winograd.pays_off`` decide
 (the trainer runs Winograd only there).
 """
 
+from brushwork import cli
+from brushwork.schemas.bench import ConvBench
+
+if __name__ == "__main__":  # --help answers before torch is imported (that takes seconds)
+    cli.help_before_imports(cli.Command(ConvBench, None, __doc__))
+
 import statistics
 import sys
 import time
@@ -16,8 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from brushwork import cli, winograd
-from brushwork.schemas.bench import ConvBench
+from brushwork import winograd
 
 
 def once(fn, x, w, b) -> float:

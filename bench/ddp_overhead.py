@@ -9,6 +9,12 @@ machine; the step is the trainer's own (CycleGANTrainer under accelerate, the CP
 Winograd block convs). Rank 0 prints the median step time; compare the two runs.
 """
 
+from brushwork import cli
+from brushwork.schemas.bench import DDPBench
+
+if __name__ == "__main__":  # --help answers before torch is imported (that takes seconds)
+    cli.help_before_imports(cli.Command(DDPBench, None, __doc__))
+
 import json
 import statistics
 import sys
@@ -18,9 +24,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import paper_trainer, time_steps  # noqa: E402
-
-from brushwork import cli  # noqa: E402
-from brushwork.schemas.bench import DDPBench  # noqa: E402
 
 
 def run(cfg: DDPBench) -> int:

@@ -10,6 +10,12 @@ iterations of one pair timed, the paper's --gatys_iterations extrapolated from t
 weights (the speed is the same as with trained ones). Prints JSON lines and a markdown table.
 """
 
+from brushwork import cli
+from brushwork.schemas.bench import FastStyleBench
+
+if __name__ == "__main__":  # --help answers before torch is imported (that takes seconds)
+    cli.help_before_imports(cli.Command(FastStyleBench, None, __doc__))
+
 import json
 import statistics
 import sys
@@ -23,9 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gatys import seconds_per_iteration  # noqa: E402
 from harness import machine  # noqa: E402
 
-from brushwork import cli  # noqa: E402
 from brushwork.fast_style import FastStyleTrainer  # noqa: E402
-from brushwork.schemas.bench import FastStyleBench  # noqa: E402
 from brushwork.schemas.train import FastStyleConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,6 +10,12 @@ iteration is exactly one batched forward/backward. The rows are measured ``repea
 alternated, and reported as median (min-max). Prints JSON lines and a markdown table.
 """
 
+from brushwork import cli
+from brushwork.schemas.bench import GatysBench
+
+if __name__ == "__main__":  # --help answers before torch is imported (that takes seconds)
+    cli.help_before_imports(cli.Command(GatysBench, None, __doc__))
+
 import json
 import resource
 import statistics
@@ -24,8 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import machine  # noqa: E402
 
-from brushwork import cli, gatys, optim, vgg  # noqa: E402
-from brushwork.schemas.bench import GatysBench  # noqa: E402
+from brushwork import gatys, optim, vgg  # noqa: E402
 
 CONTENT = ["conv4_2"]
 STYLE = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]

@@ -10,6 +10,12 @@ as the trainer uses on GPUs); Gatys batched (B = --gatys_batch) against sequenti
 accelerate launch (bench/ddp_overhead.py). Every row also checks that the losses are finite.
 """
 
+from brushwork import cli
+from brushwork.schemas.bench import GPUCheck
+
+if __name__ == "__main__":  # --help answers before torch is imported (that takes seconds)
+    cli.help_before_imports(cli.Command(GPUCheck, None, __doc__))
+
 import json
 import os
 import statistics
@@ -21,9 +27,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import REPO, machine, paper_trainer, time_steps  # noqa: E402
-
-from brushwork import cli  # noqa: E402
-from brushwork.schemas.bench import GPUCheck  # noqa: E402
 
 
 def step_row(name: str, size: int, batch: int, cfg: GPUCheck, *, bf16=False, channels_last=False, compile=False,

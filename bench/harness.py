@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a module the benchmarks import, not a command
+    print("bench/harness.py: the trainer's step, timing and the original code's runner, shared by the benchmarks; not a command. "
+          "Run a benchmark instead (each answers --help): bench/train_step.py, bench/loader.py, bench/gatys.py, bench/fast_style.py, "
+          "bench/conv.py, bench/roofline.py, bench/profile_step.py, bench/ddp_overhead.py, bench/gpu_check.py")
+    raise SystemExit(0)
+
 import json
 import statistics
 import subprocess

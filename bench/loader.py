@@ -17,6 +17,12 @@ distinct images, and bytes fetched against the dataset's bytes. With --s3 the sh
 S3 server (moto on 127.0.0.1) and the bytes are those the server sent.
 """
 
+from brushwork import cli
+from brushwork.schemas.bench import LoaderBench
+
+if __name__ == "__main__":  # --help answers before torch is imported (that takes seconds)
+    cli.help_before_imports(cli.Command(LoaderBench, None, __doc__))
+
 import json
 import sys
 import tempfile
@@ -25,9 +31,8 @@ from pathlib import Path
 
 import torch
 
-from brushwork import cli, shards
+from brushwork import shards
 from brushwork.data import Augment, train_loader
-from brushwork.schemas.bench import LoaderBench
 
 REPO = Path(__file__).resolve().parent.parent
 

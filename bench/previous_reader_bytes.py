@@ -7,15 +7,25 @@
 Runs against the brushwork on PYTHONPATH (the previous commit's API: pass_segments(..., slots)),
 on the same counting S3 server and data as `bench/loader.py --domain_size 400 --all_slots --s3`.
 """
+import inspect
 import json
 import sys
 import tempfile
 from pathlib import Path
 
+if "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
+    print(__doc__.strip())
+    raise SystemExit(0)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from s3_server import BUCKET, s3_server  # noqa: E402
 
 from brushwork import data, shards, synth  # noqa: E402
+
+if "slots" not in inspect.signature(data.pass_segments).parameters:
+    print(f"previous_reader_bytes.py: this measures the previous reader (1d3c20a), and the brushwork on the path "
+          f"({Path(data.__file__).parent}) has the current one; put a worktree of 1d3c20a first on PYTHONPATH (see "
+          "--help). The current reader's bytes: bench/loader.py --domain_size 400 --all_slots --s3", file=sys.stderr)
+    raise SystemExit(2)
 
 with tempfile.TemporaryDirectory() as tmp, s3_server() as (_, counter):
     src = Path(tmp) / "src"

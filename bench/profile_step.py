@@ -4,6 +4,12 @@
   python bench/profile_step.py --size 256
 """
 
+from brushwork import cli
+from brushwork.schemas.bench import ProfileBench
+
+if __name__ == "__main__":  # --help answers before torch is imported (that takes seconds)
+    cli.help_before_imports(cli.Command(ProfileBench, None, __doc__))
+
 import sys
 from pathlib import Path
 
@@ -12,9 +18,6 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import paper_trainer, time_steps  # noqa: E402
-
-from brushwork import cli  # noqa: E402
-from brushwork.schemas.bench import ProfileBench  # noqa: E402
 
 
 def run(cfg: ProfileBench) -> int:

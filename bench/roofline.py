@@ -11,6 +11,12 @@ model FLOPs per second of the measured step over the direct-conv peak (MFU); abo
 fewer operations than the model's, not a faster machine.
 """
 
+from brushwork import cli
+from brushwork.schemas.bench import RooflineBench
+
+if __name__ == "__main__":  # --help answers before torch is imported (that takes seconds)
+    cli.help_before_imports(cli.Command(RooflineBench, None, __doc__))
+
 import json
 import statistics
 import sys
@@ -22,9 +28,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import machine, paper_trainer, random_batch, time_steps  # noqa: E402
-
-from brushwork import cli  # noqa: E402
-from brushwork.schemas.bench import RooflineBench  # noqa: E402
 
 
 def best_rate(fn, flops, repeats=5):

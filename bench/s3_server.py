@@ -6,6 +6,13 @@ storage: the figure is what the server sent, not what the client says it asked f
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a module the benchmarks import, not a command
+    print("bench/s3_server.py: a counting S3 server on 127.0.0.1, shared by the benchmarks; not a command. "
+          "Run a benchmark instead (each answers --help): bench/train_step.py, bench/loader.py, bench/gatys.py, "
+          "bench/fast_style.py, "
+          "bench/conv.py, bench/roofline.py, bench/profile_step.py, bench/ddp_overhead.py, bench/gpu_check.py")
+    raise SystemExit(0)
+
 import os
 import socket
 import threading

@@ -13,6 +13,12 @@ speed hits both alike. Prints one JSON line per row and a markdown table with th
 spread (min-max) of every step measured. images/s counts both domains (A and B) of each batch.
 """
 
+from brushwork import cli
+from brushwork.schemas.bench import TrainStepBench
+
+if __name__ == "__main__":  # --help answers before torch is imported (that takes seconds)
+    cli.help_before_imports(cli.Command(TrainStepBench, None, __doc__))
+
 import json
 import sys
 from pathlib import Path
@@ -21,9 +27,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ORIGINAL, machine, paper_trainer, run_measured, spread, time_original, time_steps  # noqa: E402
-
-from brushwork import cli  # noqa: E402
-from brushwork.schemas.bench import TrainStepBench  # noqa: E402
 
 
 def measure_ours(cfg: TrainStepBench, size: int, batch: int) -> list[float]:

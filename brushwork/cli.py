@@ -197,9 +197,27 @@ def help_text(command: Command, prog: str) -> str:
     text = f"{command.doc.strip()}\n\nflags{where}:\n{config.describe(command.config, defaults)}"
     if command.presets:
         known = ", ".join(config.known_presets(command.presets))
-        text += (f"\n  --preset               a preset in brushwork/presets/{command.presets}/ ({known}; default: the "
-                 "values above) or a TOML path")
+        default = preset or ("chosen by the flags (see above)" if callable(command.default_preset) else "(none: the values above)")
+        text += (f"\n  --preset               a string; default {default}\n"
+                 f"      a preset name in brushwork/presets/{command.presets}/ ({known}) or a TOML file path")
     return text + "\n  --help                 this text\n"
+
+
+def help_before_imports(command: Command) -> None:
+    """For a script that imports torch at its top (a benchmark): answer --help before those imports, which
+    take seconds. Call it above them, under ``if __name__ == "__main__"``."""
+    argv = sys.argv[1:]
+    if "-h" in argv or "--help" in argv:
+        sys.exit(_print_help(help_text(command, os.path.basename(sys.argv[0] or "brushwork"))))
+
+
+def subcommand_doc(doc: str, name: str) -> str:
+    """The part of a command group's docstring about ``name``: its usage lines and the paragraphs that begin
+    with its name (a subcommand's --help does not repeat the others')."""
+    paragraphs = [p for p in doc.strip().split("\n\n")[1:]]
+    usage = [line for p in paragraphs for line in p.splitlines() if line.startswith("  ") and f" {name} " in line]
+    about = [p for p in paragraphs if p.split(maxsplit=1)[:1] == [name]]
+    return "\n\n".join(["\n".join(usage), *about]) if usage or about else ""
 
 
 def group_help(commands: dict[str, Command], doc: str, prog: str) -> str:

@@ -10,6 +10,7 @@ layers conv_1..conv_k), writes each cell under OUT/cells/ (reruns skip finished 
 assembles OUT/fig3.png: the content and style images in the header row, the ratios above the
 columns and the layer sets beside the rows. It takes train/gatys.py's render settings too
 (not --pairs, --part, --parts: the cells are its own pairs).
+
 fig4 plots the total loss at every evaluation from the runner's per-pair JSON files.
 """
 
@@ -31,9 +32,9 @@ def fig4(cfg: Fig4Config) -> int:
     return gatys_figures.fig4(cfg)
 
 
-COMMANDS = {"fig3": cli.Command(Fig3Config, fig3, Fig3Config.__doc__ + "\n\n" + __doc__, presets="gatys",
+COMMANDS = {"fig3": cli.Command(Fig3Config, fig3, Fig3Config.__doc__ + "\n\n" + cli.subcommand_doc(__doc__, "fig3"), presets="gatys",
                                 default_preset="paper"),
-            "fig4": cli.Command(Fig4Config, fig4, Fig4Config.__doc__ + "\n\n" + __doc__)}
+            "fig4": cli.Command(Fig4Config, fig4, Fig4Config.__doc__ + "\n\n" + cli.subcommand_doc(__doc__, "fig4"))}
 
 if __name__ == "__main__":
     sys.exit(cli.main(COMMANDS, doc=__doc__))

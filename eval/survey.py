@@ -66,9 +66,9 @@ def simulate(cfg: SurveySimulateConfig) -> int:
     return 0
 
 
-COMMANDS = {"build": cli.Command(SurveyBuildConfig, build, SurveyBuildConfig.__doc__ + "\n\n" + __doc__),
-            "score": cli.Command(SurveyScoreConfig, score, SurveyScoreConfig.__doc__ + "\n\n" + __doc__),
-            "simulate": cli.Command(SurveySimulateConfig, simulate, SurveySimulateConfig.__doc__ + "\n\n" + __doc__)}
+COMMANDS = {"build": cli.Command(SurveyBuildConfig, build, SurveyBuildConfig.__doc__ + "\n\n" + cli.subcommand_doc(__doc__, "build")),
+            "score": cli.Command(SurveyScoreConfig, score, SurveyScoreConfig.__doc__ + "\n\n" + cli.subcommand_doc(__doc__, "score")),
+            "simulate": cli.Command(SurveySimulateConfig, simulate, SurveySimulateConfig.__doc__ + "\n\n" + cli.subcommand_doc(__doc__, "simulate"))}
 
 if __name__ == "__main__":
     sys.exit(cli.main(COMMANDS, doc=__doc__))

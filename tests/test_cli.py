@@ -117,6 +117,12 @@ def test_subcommand_groups_list_their_commands(capsys):
     assert cli.main(module.COMMANDS, ["fig3", "--help"], prog="gatys_figures.py") == 0
     out = capsys.readouterr().out
     assert "--ratios" in out and "--depths" in out and "--preset" in out and "--style_weight" in out
+    assert "fig4 plots" not in out and "fig3 renders" in out  # its own part of the module's text, not the others'
+    assert "--pairs" not in out and "--parts" not in out  # its cells are its own pairs
+    module = load("eval/survey.py")
+    assert cli.main(module.COMMANDS, ["build", "--help"], prog="survey.py", doc=module.__doc__) == 0
+    out = capsys.readouterr().out
+    assert "build mixes" in out and "score reads" not in out and "survey.py simulate" not in out
 
 
 def test_bare_booleans_and_their_negation():
@@ -173,14 +179,24 @@ sys.exit(cli.main(cli.Command(RankConfig, main, "a rank")))
     assert cli._distributed_ended is False  # in this process nothing was distributed
 
 
+def test_the_benchmarks_helper_modules_say_what_they_are():
+    for helper in ("bench/harness.py", "bench/s3_server.py"):
+        proc = subprocess.run([sys.executable, str(REPO / helper), "--help"], capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0 and "not a command" in proc.stdout and "bench/train_step.py" in proc.stdout
+    proc = subprocess.run([sys.executable, str(REPO / "bench/compare_original.py"), "--help"], capture_output=True,
+                          text=True, cwd=REPO)
+    assert proc.stdout.startswith("brushwork vs the original CycleGAN code")  # its own usage, not train_step's
+    proc = subprocess.run([sys.executable, str(REPO / "bench/previous_reader_bytes.py")], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2 and "put a worktree of 1d3c20a first on PYTHONPATH" in proc.stderr  # not a traceback
+
+
 def test_every_command_answers_help_at_once_and_lists_each_flag_once():
     """The heavy library (torch) is imported once the flags are good, so --help and a flag error are quick."""
     import re
     import time
 
-    for prefix, command in COMMANDS:
-        if prefix[0].startswith("bench/"):
-            continue  # benchmarks measure torch: they may import it up front
+    for prefix, command in COMMANDS:  # bench/ included: a benchmark answers --help above its torch imports
         argv = ([sys.executable, "-m", "brushwork.pretrained"] if prefix[0].startswith("python -m")
                 else [sys.executable, str(REPO / prefix[0]), *prefix[1:]])
         seconds = []
