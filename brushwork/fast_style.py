@@ -239,7 +239,7 @@ def export_onnx(net: TransformerNet, weights: torch.Tensor, path: str | Path, ch
     try:
         import onnxruntime
     except ImportError:
-        raise BrushworkError("--onnx needs onnx and onnxruntime: pip install 'brushwork[onnx]'") from None
+        raise BrushworkError("--onnx needs onnx and onnxruntime: pip install -e '.[onnx]' in the brushwork checkout") from None
     model = FixedStyle(net.float().cpu().eval(), weights.float()).eval()
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings(), atomic_open(path, "wb") as f:

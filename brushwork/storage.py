@@ -1,6 +1,6 @@
 """Where shards live: a local folder or any fsspec URL (s3://, gs://, http(s)://, memory://).
 
-Object storage is an optional extra (``pip install 'brushwork[s3]'`` for s3fs). For ``s3://`` the
+Object storage is an optional extra (``pip install -e '.[s3]'`` in the checkout, for s3fs). For ``s3://`` the
 endpoint and credentials come from the usual AWS settings: ``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY`` (or a profile), ``AWS_DEFAULT_REGION``, and ``AWS_ENDPOINT_URL_S3`` or
 ``AWS_ENDPOINT_URL`` for S3-compatible stores (MinIO, Ceph, a local test server).
@@ -37,7 +37,7 @@ def filesystem(url: str):
         return fsspec.core.url_to_fs(str(url), **storage_options(url))
     except ImportError:
         package, extra = EXTRAS.get(protocol, (f"the fsspec backend for {protocol}://", ""))
-        hint = f"pip install 'brushwork[{extra}]'" if extra else f"install {package}"
+        hint = f"pip install -e '.[{extra}]' in the brushwork checkout" if extra else f"install {package}"
         raise BrushworkError(f"{url}: {protocol}:// storage needs {package}; {hint}") from None
     except ValueError as e:
         if "Protocol not known" in str(e) or "not known" in str(e):

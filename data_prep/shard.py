@@ -3,7 +3,7 @@
 
   python data_prep/shard.py data/raw/monet2photo --out data/shards/monet2photo
   python data_prep/shard.py --a my/paintings --b my/photos --out data/shards/mine --max_side 512
-  python data_prep/shard.py data/raw/monet2photo --out s3://bucket/monet2photo     # pip install 'brushwork[s3]'
+  python data_prep/shard.py data/raw/monet2photo --out s3://bucket/monet2photo     # pip install -e '.[s3]'
 
 Input is a dataset folder or .zip in the original CycleGAN layout (trainA trainB testA testB), a
 plain folder of photos (one domain, B: what fast style trains on), or folders of your own images

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,14 @@ echo "sbatch $*" >> "$SHIM_LOG"
 array=""; script=""
 for a in "$@"; do case $a in --array=*) array=${a#--array=};; -*) ;; *) script=$a;; esac; done
 id=$((1000 + $(wc -l < "$SHIM_LOG")))
+# as SLURM does, open the job's --output (relative to the submit dir) before the script runs: a missing folder
+# fails the job before any line of the script (a `mkdir -p logs` inside it comes too late)
+output=$(sed -n 's/^#SBATCH --output=//p' "$script" | head -1)
+name=$(sed -n 's/^#SBATCH --job-name=//p' "$script" | head -1)
+if [ -n "$output" ]; then
+  path=${output//%x/$name}; path=${path//%j/$id}; path=${path//%A/$id}; path=${path//%a/0}
+  if ! : >> "$path"; then echo "slurmstepd: error: cannot open $path for the job's output" >&2; exit 1; fi
+fi
 if [ -n "$array" ]; then
   lo=${array%-*}; hi=${array#*-}
   for i in $(seq "$lo" "$hi"); do
@@ -54,6 +63,19 @@ echo "scontrol $*" >> "$SHIM_LOG"
 if [ "$1 $2" = "show hostnames" ]; then for _ in $(seq "${SLURM_NNODES:-1}"); do echo 127.0.0.1; done; fi
 ''',
 }
+
+
+def test_every_sbatch_log_folder_is_in_a_fresh_checkout():
+    """SLURM opens --output before the script runs, so its folder must exist already: it is tracked."""
+    tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=REPO).stdout.splitlines()
+    folders = {str(Path(f).parent) for f in tracked}
+    scripts = sorted((REPO / "launch" / "slurm").glob("*.sbatch"))
+    assert scripts
+    for script in scripts:
+        outputs = re.findall(r"^#SBATCH --output=(\S+)", script.read_text(), re.M)
+        assert outputs, script
+        for output in outputs:
+            assert str(Path(output).parent) in folders | {"."}, (script.name, output)
 
 
 @pytest.fixture

@@ -288,7 +288,7 @@ def test_object_storage_without_its_package_or_an_unknown_protocol_is_one_line(t
     proc = run_script("data_prep/shard.py", src, "--out", "foo://bucket/ds")
     assert_one_error_line(proc, "foo://bucket/ds: unknown storage protocol foo://")
     proc = run_script("data_prep/shard.py", src, "--out", "gs://bucket/ds")  # gcsfs is not installed here
-    assert_one_error_line(proc, "gs:// storage needs gcsfs; pip install 'brushwork[gcs]'")
+    assert_one_error_line(proc, "gs:// storage needs gcsfs; pip install -e '.[gcs]' in the brushwork checkout")
 
 
 # ---------------------------------------------------------------------------------------------
