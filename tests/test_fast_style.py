@@ -195,6 +195,37 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, shards):
             assert torch.equal(opt_a["net"]["state"][i][k], opt_b["net"]["state"][i][k])
 
 
+def test_stylized_pixels_are_the_network_applied_at_full_resolution(tmp_path):
+    from brushwork.translate import pad_for_network
+
+    torch.manual_seed(0)
+    net = TransformerNet(width=8, n_styles=2).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, ConditionalInstanceNorm2d):
+                m.weight.normal_(1, 0.3)
+                m.bias.normal_(0, 0.3)
+    torch.save(net.state_dict(), tmp_path / "net.pth")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name, (w, h) in {"odd.png": (37, 29), "wide.png": (64, 18)}.items():
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(photos / name)
+    proc = run_script("eval/stylize.py", tmp_path / "net.pth", "--input", photos, "--out", tmp_path / "out",
+                      "--style_mix", "0.3,0.7")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("odd.png", "wide.png"):
+        arr = np.asarray(Image.open(photos / name).convert("RGB"))
+        x = torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255
+        padded, (h, w) = pad_for_network(x)
+        with torch.no_grad():
+            y = net(padded, torch.tensor([[0.3, 0.7]]))[..., :h, :w]
+        expected = (y[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        got = np.asarray(Image.open(tmp_path / "out" / name))
+        assert got.shape == arr.shape and np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+        assert np.abs(got.astype(int) - arr.astype(int)).mean() > 5  # the network did paint
+
+
 def test_onnx_export_equals_torch_at_two_sizes(tmp_path):
     pytest.importorskip("onnxruntime")
     import onnxruntime
