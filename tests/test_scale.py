@@ -377,3 +377,25 @@ def test_one_pass_of_64_slots_on_s3_fetches_each_byte_about_once(tmp_path):
             got = loader.read_all_slots(root, cfg, lambda: counter.bytes)
             assert got["images_read"] == got["distinct"] == got["images"] == 800  # one pass: each image once
             assert counter.bytes <= 1.3 * got["dataset_bytes"], got  # the old reader: 5x at 16 slots, 30x at 64
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_every_rows_code_on_the_cpu_in_a_dry_run():
+    """CI has no GPU: bench/gpu_check.py --dry_run walks every row (accelerate-built trainer in each precision,
+    compile, channels_last, the fp16 scaler's save/load path, pinned loader, the user commands) at 32 px."""
+    proc = subprocess.run([sys.executable, str(REPO / "bench/gpu_check.py"), "--dry_run"], capture_output=True,
+                          text=True, cwd=REPO, timeout=900, env={**os.environ, **TRAIN_ENV})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    import json
+
+    names = [json.loads(line)["row"] for line in rows]
+    assert names == ["fp32", "bf16", "fp16 + grad scaler", "bf16 + channels_last", "bf16 + compile",
+                     "bf16, separate passes", "loader, pinned memory",
+                     "accelerate launch, 1 process, bf16: train/cyclegan.py", "eval/translate.py (the run's G_A)",
+                     "train/fast_style.py", "eval/stylize.py", "train/gatys.py (runner, batched L-BFGS)",
+                     "gatys B=1", "gatys B=2"]  # each once: no row printed twice
+    assert all(json.loads(line)["finite"] for line in rows)
+    precision = {json.loads(line)["row"]: json.loads(line).get("precision") for line in rows}
+    assert precision["bf16"] == "bf16" and precision["fp32"] == "no"  # the Accelerator's, not a stand-in
+    assert "dry run: numbers mean nothing" in proc.stdout

@@ -134,3 +134,5 @@ class GPUCheck(Config):
     gatys_batch: int = setting(8, "Gatys batch", min=1)
     compile: bool = setting(True, "also time torch.compile'd steps")
     nccl: bool = setting(True, "with 2+ GPUs, also a 2-rank NCCL step")
+    dry_run: bool = setting(False, "run every row's code on this machine's device at 32 px with 1 timed step (CI "
+                                   "on a CPU: the numbers mean nothing, the code paths are exercised)")
