@@ -1,6 +1,7 @@
 """The training stream: exactly-once passes for any ranks x workers, balanced shares, exact resume, checked shards."""
 
 import io
+import re
 import tarfile
 from collections import Counter
 
@@ -323,3 +324,20 @@ def test_flip_off_never_flips():
     for seed in range(20):
         x = data.augment(img, Augment(36, 36, flip=False), np.random.default_rng(seed))
         assert x[0, 0, 0] < x[0, 0, -1]  # left stays dark, right stays bright
+
+
+@pytest.mark.parametrize("damage,line", [
+    (lambda m: m["shards"][0].update(samples="2"), "manifest.json: shards.0.samples: Input should be a valid integer"),
+    (lambda m: m["shards"].append(dict(m["shards"][0])), "train/A-000000.tar is listed twice"),
+    (lambda m: m["shards"][0].update(name="../elsewhere/A-000000.tar"), "is not a path inside the folder"),
+])
+def test_a_damaged_manifest_is_one_line_naming_the_field(tmp_path, damage, line):
+    import json
+
+    root = shard_dataset(tmp_path, n_a=4, n_b=4, per_shard=2)
+    path = tmp_path / "shards" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    damage(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(BrushworkError, match=re.escape(line)):
+        shards.read_manifest(root)

@@ -100,3 +100,47 @@ def test_any_size_and_depth():
     G = ResnetGenerator(ngf=8, n_blocks=12)
     assert G(torch.zeros(2, 3, 36, 44)).shape == (2, 3, 36, 44)
     assert NLayerDiscriminator(ndf=8)(torch.zeros(1, 3, 70, 70)).shape == (1, 1, 6, 6)
+
+
+def test_a_trainer_step_equals_the_original_codes_optimize_parameters(tmp_path):
+    """The same weights and batch through brushwork's step and the original CycleGANModel.optimize_parameters():
+    the same eight losses and the same updated weights (GAN targets, λ_A/λ_B, identity 0.5, the D losses' 0.5,
+    Adam's lr and betas: all of it)."""
+    import importlib.util
+    import sys
+
+    from brushwork.cyclegan import CycleGANTrainer
+    from brushwork.schemas.train import CycleGANConfig
+
+    bench = SHARED / "reference" / "junyanz_bench.py"
+    if not bench.exists():
+        pytest.skip("../shared/reference not present")
+    spec = importlib.util.spec_from_file_location("junyanz_bench", bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    saved_path = list(sys.path)
+    try:
+        opt = module.make_opt(32, 1, 8, 8, str(tmp_path))
+        opt.pool_size = 0  # no pool on either side: the step is deterministic
+        original = module.build_model(opt)
+    finally:
+        sys.path[:] = saved_path
+    ours = CycleGANTrainer(CycleGANConfig(ngf=8, ndf=8, n_blocks=9, pool_size=0, winograd=False),
+                           join_passes=False, fused_adam=False)
+    for name in ("G_A", "G_B", "D_A", "D_B"):
+        ours.plain[name].load_state_dict(getattr(original, f"net{name}").state_dict())
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(2):
+        a, b = (torch.rand(1, 3, 32, 32, generator=gen) * 2 - 1 for _ in range(2))
+        original.set_input({"A": a, "B": b, "A_paths": ["a.png"], "B_paths": ["b.png"]})
+        original.optimize_parameters()
+        losses, _ = ours.step({"A": a, "B": b})
+        theirs = original.get_current_losses()
+        assert set(theirs) == set(losses)
+        for k, v in theirs.items():
+            assert abs(float(losses[k]) - v) <= 1e-5 * max(1.0, abs(v)), (k, float(losses[k]), v)
+    for name in ("G_A", "G_B", "D_A", "D_B"):
+        theirs = getattr(original, f"net{name}").state_dict()
+        for k, v in ours.plain[name].state_dict().items():
+            if v.dim() > 1:  # weights (a conv bias before an instance norm has float noise for a gradient)
+                assert torch.allclose(v, theirs[k], rtol=1e-4, atol=1e-6), (name, k)

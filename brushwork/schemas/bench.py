@@ -136,3 +136,12 @@ class GPUCheck(Config):
     nccl: bool = setting(True, "with 2+ GPUs, also a 2-rank NCCL step")
     dry_run: bool = setting(False, "run every row's code on this machine's device at 32 px with 1 timed step (CI "
                                    "on a CPU: the numbers mean nothing, the code paths are exercised)")
+
+
+@dataclass(frozen=True)
+class MutationsConfig(Config):
+    """``bench/mutations.py``: break the library on purpose, one claim at a time; each break must fail a test."""
+
+    only: tuple[str, ...] = setting((), "run only these mutations (their numbers or names; default: all)")
+    list: bool = setting(False, "list the mutations and the tests meant to catch each, then exit")
+    timeout: int = setting(900, "seconds a mutant's tests may take before it counts as not caught", min=10)
