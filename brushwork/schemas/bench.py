@@ -69,6 +69,8 @@ class DDPBench(Config):
     iters: int = setting(4, "timed steps", min=1)
     warmup: int = setting(1, "untimed steps first", min=0)
     block_conv: BlockConv = setting("winograd", "ResNet-block convs (winograd: the trainer's CPU default)")
+    alternate: int = setting(0, "run as the driver: launch 1 and 2 processes alternately this many times each and "
+                                "print the overhead with its spread (0: be one launched run)", min=0, max=100)
 
 
 @dataclass(frozen=True)
