@@ -130,10 +130,9 @@ def test_scripts_are_shellcheck_clean():
 def test_multinode_sbatch_runs_one_launcher_per_node(tmp_path, shims, shards):
     env, log = shims
     run = tmp_path / "run"
-    # static rendezvous: with every "node" on one host, c10d's store election can race (real nodes differ)
     env.update(SLURM_JOB_ID="77", SLURM_NNODES="2", SLURM_JOB_NODELIST="node[01-02]", DATASET="synth",
                RUN_DIR=str(run), PORT=str(free_port()), EXTRA_ARGS=tiny(shards) + " --max_steps 6",
-               PROCS_PER_NODE="1", RDZV="static")
+               PROCS_PER_NODE="1")  # the script's default rendezvous (c10d)
     proc = run_tree(["bash", "launch/slurm/train_cyclegan_multinode.sbatch"], cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     calls = log.read_text().splitlines()
@@ -143,7 +142,9 @@ def test_multinode_sbatch_runs_one_launcher_per_node(tmp_path, shims, shards):
     assert len(launches) == 2
     for rank, line in enumerate(launches):
         assert f"--machine_rank {rank} " in line and "--num_machines 2 --num_processes 2" in line
-        assert "--main_process_ip 127.0.0.1" in line and "--rdzv_backend static" in line
+        assert "--main_process_ip 127.0.0.1" in line and "--rdzv_backend c10d" in line
+        # node 0 hosts c10d's store (with every "node" on one host, both would otherwise try: a race)
+        assert f"--rdzv_conf is_host={'true' if rank == 0 else 'false'}" in line
         assert line.endswith(f"--resume auto --mixed_precision no {tiny(shards)} --max_steps 6")
     meta, ranks, path = latest(run)
     assert meta["step"] == 6 and meta["world"] == 2 and len(ranks) == 2
