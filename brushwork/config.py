@@ -190,13 +190,6 @@ def is_bool(tp: Any) -> bool:
     return unwrap_optional(tp)[0] is bool
 
 
-def choices_of(tp: Any) -> tuple | None:
-    inner, _ = unwrap_optional(tp)
-    if typing.get_origin(inner) is tuple:
-        inner = typing.get_args(inner)[0]
-    return typing.get_args(inner) if typing.get_origin(inner) is Literal else None
-
-
 def type_name(tp: Any) -> str:
     inner, optional = unwrap_optional(tp)
     if typing.get_origin(inner) is tuple:

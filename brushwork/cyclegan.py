@@ -47,6 +47,7 @@ class CycleGANTrainer:
     tests). ``join_passes`` / ``fused_adam``: None picks the faster choice for the device (on on GPUs).
     """
 
+    kind = "cyclegan"
     data_domains = ("A", "B")
 
     def __init__(self, cfg, accelerator=None, *, rank: int = 0, device: str | torch.device = "cpu",

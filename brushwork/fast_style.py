@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import checkpoint, gatys, records, vgg
+from . import checkpoint, gatys, records, registry, vgg
 from .errors import BrushworkError
 from .images import cover_crop, from_unit_tensor, load_image, to_unit_tensor
 from .style_net import TransformerNet
@@ -52,6 +52,8 @@ def load_style_images(paths: tuple[str, ...], size: int | None) -> tuple[list[to
 
 class FastStyleTrainer:
     """The transformation network, its optimiser and scaler, the frozen loss network and the style targets."""
+
+    kind = "fast_style"
 
     def __init__(self, cfg, accelerator=None, *, rank: int = 0, device: str | torch.device = "cpu"):
         if not cfg.style:
@@ -163,7 +165,7 @@ class FastStyleTrainer:
 
     def export(self, run_dir: Path, info: dict) -> Path:
         return checkpoint.export(run_dir, {"net": self.plain},
-                                 {**info, "width": self.cfg.width, "styles": self.styles, "kind": "fast_style"})
+                                 {**info, "width": self.cfg.width, "styles": self.styles})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,8 +173,7 @@ class FastStyleTrainer:
 
 
 def _net_from_state(state, what: str) -> TransformerNet:
-    if isinstance(state, dict) and ("G_A" in state or "model.1.weight" in state):
-        raise BrushworkError(f"{what}: CycleGAN weights, not a fast-style network; use eval/translate.py")
+    registry.expect(what, "fast_style", registry.kind_of_state(state), is_file=True)
     if not isinstance(state, dict) or "down.0.norm.weight" not in state:
         raise BrushworkError(f"{what}: not a fast-style network (no down.0.norm.weight); pass a run dir of "
                              "train/fast_style.py or its export/net.pth")
@@ -202,10 +203,10 @@ def load_stylizer(source: str | Path, step: int | None = None) -> tuple[Transfor
 
     source = Path(source)
     if source.is_dir():
+        registry.expect(source, "fast_style", registry.recorded_kind(source))
         ckpt = checkpoint.at_step(source, step)
         models = checkpoint.load_file(ckpt / "models.pt")
-        if isinstance(models, dict) and "G_A" in models and "net" not in models:
-            raise BrushworkError(f"{source}: a CycleGAN run, not a fast-style run; use eval/translate.py {source}")
+        registry.expect(source, "fast_style", registry.kind_of_state(models))  # a run made before kinds were recorded
         net = _net_from_state(models.get("net") if isinstance(models, dict) else models, f"{ckpt / 'models.pt'}")
         styles = [style_name(p) for p in config.read_resolved(source / "config.toml", records.RunConfig).get("style", [])]
         used = f"fast-style network of {source} at step {checkpoint.step_of(ckpt)} ({ckpt / 'models.pt'})"

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from . import config, records, translate
+from . import config, records, registry, translate
 from .data import SourceImage, image_source
 from .errors import BrushworkError, ImageError
 from .grids import labelled_grid
@@ -28,10 +28,14 @@ def choose(items: list[SourceImage], rows: int, seed: int) -> list[SourceImage]:
 
 
 def run_kind(run: str) -> str:
-    """cyclegan, fast_style or gatys, from what made the folder."""
+    """gatys (a render folder), or the registry's kind of a run (what it recorded; for a run made before kinds
+    were recorded, what its config says)."""
     path = Path(run)
     if (path / "gatys_config.toml").is_file():
         return "gatys"
+    recorded = registry.recorded_kind(path)
+    if recorded:
+        return recorded
     values = config.read_resolved(path / "config.toml", records.RunConfig)
     if "style" in values and "width" in values:
         return "fast_style"

@@ -80,6 +80,7 @@ class CheckpointMeta(_Record):
     images_seen: Count
     data_seed: Count
     data_batches: Count
+    kind: str = ""          # registry.KINDS name; empty in checkpoints made before kinds were recorded
     world: Positive = 1
     batch_size: Positive = 1
     arch: dict[str, Any] = {}
@@ -88,6 +89,7 @@ class CheckpointMeta(_Record):
 
 
 class ExportInfo(_Record):
+    kind: str = ""
     step: Count = 0
     styles: list[str] = []
 

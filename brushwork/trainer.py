@@ -27,7 +27,7 @@ from typing import Protocol
 
 import torch
 
-from . import checkpoint, cli, schedule
+from . import checkpoint, cli, registry, schedule
 from .errors import BrushworkError
 from .grids import labelled_grid
 from .images import to_unit_tensor
@@ -37,6 +37,7 @@ SIGNAL_CHECK_EVERY = 10  # ranks agree on a preemption signal every N steps (one
 
 
 class Trainer(Protocol):
+    kind: str       # its entry in registry.KINDS, recorded in every checkpoint and export
     arch: dict
     data_domains: tuple[str, ...]
 
@@ -115,7 +116,8 @@ class TrainingLoop:
     def state_dict(self) -> dict:
         """The checkpoint: the trainer's parts plus meta (counters, world, architecture, config)."""
         state = self.trainer.state_dict()
-        meta = {**self.counters.state_dict(), "world": self.world, "batch_size": self.cfg.batch_size,
+        meta = {**self.counters.state_dict(), "kind": self.trainer.kind, "world": self.world,
+                "batch_size": self.cfg.batch_size,
                 "epoch": schedule.epoch_of(self.counters.images_seen, self.epoch_images), "arch": self.trainer.arch,
                 "config": self.config_dict, "data_fingerprint": self.data_fingerprint()}
         return {"meta": meta, **state}
@@ -131,6 +133,7 @@ class TrainingLoop:
         if path is None:
             return None
         state = checkpoint.load(path, self.rank)
+        registry.expect_resumable(state["meta"], self.trainer.kind, path)  # before its parts: they differ by kind
         checkpoint.check_parts(state, self.trainer.state_dict(), path)
         checkpoint.check_compatible(state["meta"], self.trainer.arch, path)
         allowed = self.check_changes(state["meta"], path)
@@ -316,8 +319,8 @@ class TrainingLoop:
         path = checkpoint.save(self.run_dir, self.state_dict(), step=c.step, rank=self.rank,
                                barrier=self.acc.wait_for_everyone, keep_last=self.cfg.keep_last)
         if self.acc.is_main_process:
-            self.trainer.export(self.run_dir, {"step": c.step, "checkpoint": str(path), "arch": self.trainer.arch,
-                                               "name": self.name})
+            self.trainer.export(self.run_dir, {"kind": self.trainer.kind, "step": c.step, "checkpoint": str(path),
+                                               "arch": self.trainer.arch, "name": self.name})
         self.note(f"checkpoint: {path} (step {c.step}; export/ refreshed)")
         return path
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import checkpoint, records
+from . import checkpoint, records, registry
 from .errors import BrushworkError
 from .images import from_tensor, to_tensor
 from .networks import ResnetGenerator, generator_arch, strip_wrappers
@@ -84,8 +84,7 @@ def stream_size_batches(items, size_of, batch_size: int, sizes_held: int = 2):
 def _generator_from_state(state, what: str, winograd: bool) -> ResnetGenerator:
     if not isinstance(state, dict):
         raise BrushworkError(f"{what}: holds a {type(state).__name__}, not a generator state dict")
-    if "down.0.norm.weight" in state:
-        raise BrushworkError(f"{what}: a fast-style network, not a CycleGAN generator; use eval/stylize.py")
+    registry.expect(what, "cyclegan", registry.kind_of_state(state), is_file=True)
     state = strip_wrappers(state)
     try:
         arch = generator_arch(state)
@@ -110,11 +109,11 @@ def load_generator(source: str | Path, direction: str = "AtoB", step: int | None
         if not (source / checkpoint.CHECKPOINTS).is_dir() and (source / checkpoint.EXPORT / f"{name}.pth").is_file():
             path = source / checkpoint.EXPORT / f"{name}.pth"  # an export folder copied alone
             return _generator_from_state(checkpoint.load_file(path), str(path), winograd), f"{name} from {path}"
+        registry.expect(source, "cyclegan", registry.recorded_kind(source))
         ckpt = checkpoint.at_step(source, step)
         models = checkpoint.load_file(ckpt / "models.pt")
         what = f"{ckpt / 'models.pt'}[{name!r}]"
-        if isinstance(models, dict) and "net" in models and name not in models:
-            raise BrushworkError(f"{source}: a fast-style run, not a CycleGAN run; use eval/stylize.py {source}")
+        registry.expect(source, "cyclegan", registry.kind_of_state(models))  # a run made before kinds were recorded
         net = _generator_from_state(models.get(name) if isinstance(models, dict) else models, what, winograd)
         return net, f"{name} of {source} at step {checkpoint.step_of(ckpt)} ({ckpt / 'models.pt'})"
     if step is not None:

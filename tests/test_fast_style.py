@@ -1,6 +1,7 @@
 """Fast style: the published network, conditional instance norm, the shared trainer (DDP, exact resume), learning,
 stylize and ONNX."""
 
+import json
 import os
 import subprocess
 import sys
@@ -140,6 +141,13 @@ def test_two_ranks_train_identical_weights_and_stylize_runs(tmp_path, shards):
     assert torch.equal(ranks[0]["weights_fingerprint"], ranks[1]["weights_fingerprint"])  # DDP kept them identical
     assert not torch.equal(ranks[0]["style_rng"], ranks[1]["style_rng"])  # each rank draws its own styles
     net, _ = checkpoint_state(run, 4)
+    meta = json.loads((run / "checkpoints" / "step_00000004" / "meta.json").read_text())
+    assert meta["kind"] == "fast_style" == json.loads((run / "export" / "info.json").read_text())["kind"]
+    from conftest import run_train
+
+    proc = run_train(run, shards, "--resume", "auto", "--max_steps", 6)  # CycleGAN's trainer on this run
+    assert_one_error_line(proc, "is a checkpoint of a fast-style run, not a CycleGAN run; resume it with "
+                                "train/fast_style.py")
     exported = torch.load(run / "export" / "net.pth", weights_only=True)
     assert all(torch.equal(net[k], exported[k]) for k in net)
     assert (run / "config.toml").is_file() and list((run / "samples").glob("step_*.png"))
@@ -282,10 +290,19 @@ def test_a_cyclegan_run_and_a_fast_style_run_each_point_to_their_own_tool(tmp_pa
     torch.save(style_net, tmp_path / "net.pth")
     with pytest.raises(BrushworkError, match=r"cg: a CycleGAN run, not a fast-style run; use eval/translate.py"):
         load_stylizer(cyclegan_run)
-    with pytest.raises(BrushworkError, match=r"G_A.pth: CycleGAN weights, not a fast-style network; use eval/trans"):
+    with pytest.raises(BrushworkError, match=r"G_A.pth: CycleGAN weights, not fast-style weights; use eval/trans"):
         load_stylizer(tmp_path / "G_A.pth")
     with pytest.raises(BrushworkError, match=r"fs: a fast-style run, not a CycleGAN run; use eval/stylize.py"):
         load_generator(fast_run)
-    with pytest.raises(BrushworkError, match=r"net.pth: a fast-style network, not a CycleGAN generator; use eval/st"):
+    with pytest.raises(BrushworkError, match=r"net.pth: fast-style weights, not CycleGAN weights; use eval/st"):
         load_generator(tmp_path / "net.pth")
     assert load_stylizer(fast_run)[0].n_styles == 1 and load_generator(cyclegan_run)[0] is not None
+    # the record decides, not the keys: a run that says it is fast style is sent to stylize whatever models.pt holds
+    (cyclegan_run / "checkpoints" / "step_00000001" / "meta.json").write_text(json.dumps({"kind": "fast_style"}))
+    with pytest.raises(BrushworkError, match=r"cg: a fast-style run, not a CycleGAN run; use eval/stylize.py"):
+        load_generator(cyclegan_run)
+    (fast_run / "export").mkdir()
+    (fast_run / "export" / "info.json").write_text(json.dumps({"kind": "adain"}))  # a kind this version lacks
+    (fast_run / "checkpoints" / "latest").unlink()
+    with pytest.raises(BrushworkError, match=r"fs: a model of kind 'adain', which this version does not know"):
+        load_stylizer(fast_run)

@@ -315,7 +315,7 @@ def cases(w):
         Case("stylize a cyclegan run", ["eval/stylize.py", run, "--input", photos, "--out", "y2"], 1,
              ("run: a CycleGAN run, not a fast-style run; use eval/translate.py run",)),
         Case("translate a fast-style net", ["eval/translate.py", "fast/net.pth", "--input", photos, "--out", "y3"], 1,
-             ("a fast-style network, not a CycleGAN generator; use eval/stylize.py",)),
+             ("fast-style weights, not CycleGAN weights; use eval/stylize.py",)),
         Case("stylize out inside input", ["eval/stylize.py", "fast/net.pth", "--input", photos, "--out",
                                           f"{photos}/styled"], 2,
              ("--out photos/styled is inside --input photos", "choose an --out outside it")),

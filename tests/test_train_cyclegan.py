@@ -63,6 +63,7 @@ def test_two_processes_stay_in_sync_and_log_to_tensorboard(tmp_path, shards):
     assert "2 process(es) x batch 1" in proc.stdout
     state = ckpt(run)
     assert state["meta"]["step"] == 8 and state["meta"]["world"] == 2 and state["meta"]["images_seen"] == 16
+    assert state["meta"]["kind"] == "cyclegan" == json.loads((run / "export" / "info.json").read_text())["kind"]
     assert len(state["ranks"]) == 2
     fp0, fp1 = (r["weights_fingerprint"] for r in state["ranks"])
     for net in ("G_A", "G_B", "D_A", "D_B"):
