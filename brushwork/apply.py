@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from . import cli, config, results_page
+from . import config, distributed, results_page
 from .config import fields_with_role
 from .data import image_source, load_images, rank_share
 from .errors import BrushworkError, ImageError
 from .fileio import distinct_stems, inside
 from .images import load_image, save_image
 from .ledger import Ledger, input_fingerprint, refuse_changes
+from .log import say
 from .progress import Progress, print_line
 from .schemas.eval import RENDER
 from .translate import stream_size_batches, test_scale
@@ -93,12 +94,12 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
     redo = {name for name, _ in changed}
     todo = [it for it in items if cfg.overwrite or it.name in redo or not output(it).exists()]
     if state.is_main_process:
-        print(f"weights: {used}", flush=True)
+        say(f"weights: {used}")
         out.mkdir(parents=True, exist_ok=True)
         config.write_resolved(cfg, out, f"{tool}_config.toml")
         ledger.start()
     state.wait_for_everyone()  # the settings record exists before any rank records an output
-    cli.started()
+    distributed.work_started()
     scale = cfg.test_scale()
     if cfg.results_html:  # outputs from an earlier run need their input on the page too
         todo_names = {it.name for it in todo}
@@ -136,7 +137,7 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
     print_line(f"{who}{tool}: {done} image(s) into {out}"
                + (f", {len(items) - len(todo)} already there" if len(items) > len(todo) else "")
                + (f", {failed} unreadable" if failed else ""), sys.stdout)
-    cli.end_distributed()
+    distributed.end_process_group()
     if cfg.results_html and state.is_main_process:
         columns = ("input", "output") + ((second[0],) if second else ()) + ((page_fixed[0],) if page_fixed else ())
         fixed = page_images(out, *page_fixed) if page_fixed else []
@@ -150,7 +151,7 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
                     row[page_fixed[0]] = fixed
                 rows.append(row)
         page = results_page.write(out, rows, title, columns, note=f"weights: {used}")
-        print(f"results page: {page} ({len(rows)} images)")
+        say(f"results page: {page} ({len(rows)} images)")
     if failed and not done and len(items) == len(todo):
         raise BrushworkError(f"none of the {failed} input image(s) could be read; see the lines above")
     return 0

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import config
+from . import config, distributed
 from .errors import BrushworkError, ConfigError
 from .fileio import disk_error
 from .progress import print_line
@@ -41,8 +41,6 @@ EXIT_INTERRUPTED = 130
 EXIT_PIPE = 141
 DEBUG_ENV = "BRUSHWORK_DEBUG"
 
-_started = False
-_distributed_ended = False  # set by end_distributed: the process group of this process is gone
 
 
 @dataclass(frozen=True)
@@ -57,9 +55,8 @@ class Command:
 
 
 def started() -> None:
-    """From here on errors are rank-specific: every rank prints its own (set-up errors: rank 0 only)."""
-    global _started
-    _started = True
+    """For entry points: ``distributed.work_started`` (the library calls that one)."""
+    distributed.work_started()
 
 
 def rank() -> int:
@@ -248,9 +245,9 @@ def main(command: Command | dict[str, Command], argv: list[str] | None = None, p
          doc: str = "") -> int:
     """Parse, resolve and run; every failure becomes one line and an exit code."""
     code = _run(command, argv, prog, doc)
-    if _distributed_ended:
+    if distributed.group_ended():
         _exit_after_distributed(code)
-    if code and _started and _world() > 1:
+    if code and distributed.has_started() and _world() > 1:
         # A rank that failed mid-job leaves at once: its teardown (the DataLoader's workers, the process
         # group) can wait forever on ranks still blocked in a collective, and the launcher only stops
         # the others once this process has exited. The line is printed; nothing else is owed.
@@ -282,9 +279,7 @@ def _run(command: Command | dict[str, Command], argv: list[str] | None, prog: st
         if "-h" in argv or "--help" in argv:
             return _print_help(help_text(command, prog))
         cfg = resolve(command, argv)
-        from .distributed import check_launch_environment
-
-        check_launch_environment()
+        distributed.check_launch_environment()
         result = command.run(cfg)
     except BaseException as e:  # noqa: BLE001 - mapped to exit codes below
         return handle(e, prog)
@@ -334,9 +329,10 @@ def os_error_line(e: OSError) -> str:
 
 def _report(prog: str, message: str, e: BaseException) -> None:
     r = rank()
-    if r != 0 and not _started:
+    if r != 0 and not distributed.has_started():
         return  # set-up errors are the same on every rank: rank 0 says it once
-    line = f"{prog}: error: {message}" if r == 0 or not _started else f"{prog}: error: rank {r}: {message}"
+    rank_specific = r != 0 and distributed.has_started()
+    line = f"{prog}: error: rank {r}: {message}" if rank_specific else f"{prog}: error: {message}"
     if os.environ.get(DEBUG_ENV):
         traceback.print_exception(e)
     print_line(line, sys.stderr)  # one write: ranks' lines never interleave
@@ -357,14 +353,8 @@ def _elastic_error_file(line: str) -> None:
 
 
 def end_distributed() -> None:
-    """Wait for every rank, then tear the process group down before exit (else gloo can abort at exit)."""
-    import torch.distributed as dist
-
-    global _distributed_ended
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-        _distributed_ended = True
+    """For entry points: ``distributed.end_process_group`` (the library calls that one)."""
+    distributed.end_process_group()
 
 
 def _exit_after_distributed(code: int) -> None:

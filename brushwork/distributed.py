@@ -1,11 +1,39 @@
-"""The process group's environment, checked before any group is joined (light: no torch at import)."""
+"""The process group: its environment checked before any group is joined (light: no torch at import), whether
+the work of this process has started, and the group's teardown before exit."""
 
 from __future__ import annotations
 
 import os
-import sys
 
 from .errors import BrushworkError
+
+_work_started = False  # set once a command's work begins: errors from then on are rank-specific
+_group_ended = False    # set by end_process_group: this process's process group is gone
+
+
+def work_started() -> None:
+    """From here on errors are rank-specific: every rank prints its own (set-up errors: rank 0 only)."""
+    global _work_started
+    _work_started = True
+
+
+def has_started() -> bool:
+    return _work_started
+
+
+def end_process_group() -> None:
+    """Wait for every rank, then tear the process group down before exit (else gloo can abort at exit)."""
+    import torch.distributed as dist
+
+    global _group_ended
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+        _group_ended = True
+
+
+def group_ended() -> bool:
+    return _group_ended
 
 
 def check_launch_environment(env=None, wait_notice_s: float = 15.0) -> None:
@@ -36,9 +64,11 @@ def check_launch_environment(env=None, wait_notice_s: float = 15.0) -> None:
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
-            print(f"rank {rank}: waiting {wait_notice_s:.0f} s so far for the {world - 1} other process(es) of "
-                  f"WORLD_SIZE={world} at {where}; if no others were started, WORLD_SIZE/MASTER_ADDR are left "
-                  "over in this shell: unset them (Ctrl-C stops)", file=sys.stderr, flush=True)
+            from .log import warn
+
+            warn(f"rank {rank}: waiting {wait_notice_s:.0f} s so far for the {world - 1} other process(es) of "
+                 f"WORLD_SIZE={world} at {where}; if no others were started, WORLD_SIZE/MASTER_ADDR are left "
+                 "over in this shell: unset them (Ctrl-C stops)")
 
     timer = threading.Timer(wait_notice_s, notice)
     timer.daemon = True

@@ -14,6 +14,7 @@ from .errors import BrushworkError
 from .fileio import atomic_write_text, out_file, save_figure
 from .grids import caption_font, fit_text
 from .images import load_image, save_image
+from .log import say
 from .progress import print_line
 from .schemas.gatys import Fig3Config, Fig4Config, GatysConfig, GatysSettings
 
@@ -49,7 +50,7 @@ def fig3(cfg: Fig3Config) -> int:
     config.write_resolved(cfg, out, "fig3_config.toml")
     grid = assemble(cells_dir, cells, cfg.ratios, cfg.depths, load_image(cfg.content), load_image(cfg.style))
     save_image(grid, out / "fig3.png")
-    print(f"fig3: {out / 'fig3.png'} ({len(cfg.depths)} layer sets x {len(cfg.ratios)} ratios, "
+    say(f"fig3: {out / 'fig3.png'} ({len(cfg.depths)} layer sets x {len(cfg.ratios)} ratios, "
           f"{len(todo)} rendered in one batch, cells in {cells_dir})")
     return 0
 
@@ -110,5 +111,5 @@ def fig4(cfg: Fig4Config) -> int:
     save_figure(fig, path)
     plt.close(fig)
     config.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
-    print(f"fig4: {path}")
+    say(f"fig4: {path}")
     return 0

@@ -14,6 +14,7 @@ from .data import SourceImage, image_source
 from .errors import BrushworkError, ImageError
 from .grids import labelled_grid
 from .images import save_image, to_tensor
+from .log import say
 from .schemas.eval import GridsConfig
 
 
@@ -75,7 +76,7 @@ def run_grids(cfg: GridsConfig, out: Path) -> None:
         source, domain = run_data(run, cfg.data)
         G_A, used_a = translate.load_generator(run, "AtoB", cfg.step)
         G_B, used_b = translate.load_generator(run, "BtoA", cfg.step)
-        print(f"{run}: {used_a}; {used_b}")
+        say(f"{run}: {used_a}; {used_b}")
         real_A = test_tensors(source, "A", cfg.rows, cfg.seed, cfg.cell_size)
         real_B = test_tensors(source, "B", cfg.rows, cfg.seed, cfg.cell_size)
         fake_B, fake_A = G_A(real_A), G_B(real_B)
@@ -84,7 +85,7 @@ def run_grids(cfg: GridsConfig, out: Path) -> None:
                    out / f"{name}_A.png")
         save_image(labelled_grid([real_B, fake_A, G_A(fake_A)], ["real B", "fake A", "reconstructed B"]),
                    out / f"{name}_B.png")
-        print(f"{name}: {out / (name + '_A.png')}, {out / (name + '_B.png')}")
+        say(f"{name}: {out / (name + '_A.png')}, {out / (name + '_B.png')}")
         photos = real_B if photos is None else photos
         translations.append(G_B(photos))
         names.append(run)
@@ -92,7 +93,7 @@ def run_grids(cfg: GridsConfig, out: Path) -> None:
     if len(cfg.runs) > 1:
         path = out / "fig7_photo_to_artists.png"
         save_image(labelled_grid([photos, *translations], ["photo", *column_labels(names, domains)]), path)
-        print(f"photo -> {', '.join(domains)}: {path}")
+        say(f"photo -> {', '.join(domains)}: {path}")
 
 
 @torch.no_grad()
@@ -117,19 +118,19 @@ def compare_grid(cfg: GridsConfig, out: Path) -> None:
             from brushwork.fast_style import load_stylizer
 
             net, used, styles = load_stylizer(run, cfg.step)
-            print(f"{run}: {used}")
+            say(f"{run}: {used}")
             x = torch.stack([square(p, cfg.cell_size) for p in photos])
             for index, style in enumerate(styles):
                 columns.append(net((x + 1) / 2, index).clamp(0, 1) * 2 - 1)  # the network works in [0, 1]
                 labels.append(f"fast style: {style}")
         else:
             G_B, used = translate.load_generator(run, "BtoA", cfg.step)
-            print(f"{run}: {used}")
+            say(f"{run}: {used}")
             columns.append(G_B(columns[0]))
             labels.append(f"CycleGAN: {run_data(run, cfg.data)[1]}")
     path = out / "compare_methods.png"
     save_image(labelled_grid(columns, labels), path)
-    print(f"methods side by side ({', '.join(labels[1:])}): {path}")
+    say(f"methods side by side ({', '.join(labels[1:])}): {path}")
 
 
 def gatys_columns(folder: str, items: list[SourceImage], size: int) -> dict[str, torch.Tensor]:

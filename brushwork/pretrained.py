@@ -23,6 +23,7 @@ from pathlib import Path
 from .download import fetch
 from .errors import BrushworkError
 from .fileio import atomic_write_text, file_sha256
+from .log import say
 
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
 TORCHVISION_URL = "https://download.pytorch.org/models/{file}"
@@ -176,7 +177,7 @@ def run(cfg) -> int:
         for name in known():
             w = lookup(name, cfg.out or None, cfg.mirror)
             state = "present" if w.path.is_file() else "missing"
-            print(f"{name:<24} {w.what}\n    {w.url} -> {w.path} ({state})")
+            say(f"{name:<24} {w.what}\n    {w.url} -> {w.path} ({state})")
         return 0
     if cfg.from_path and len(cfg.names) > 1:
         raise BrushworkError("--from gives one file: name one model with it")
@@ -188,18 +189,12 @@ def run(cfg) -> int:
                 progress.update(done - progress.done)
 
             path = fetch_weights(w, report, cfg.retries, cfg.from_path)
-        print(f"{name}: {path} (sha256 {file_sha256(path)[:16]}...)")
+        say(f"{name}: {path} (sha256 {file_sha256(path)[:16]}...)")
     return 0
 
 
-def _command():
-    from . import cli
+if __name__ == "__main__":  # the entry point: the library itself never imports the CLI
+    from .cli import Command, main
     from .schemas.data import PretrainedConfig
 
-    return cli.Command(PretrainedConfig, run, __doc__)
-
-
-if __name__ == "__main__":
-    from . import cli
-
-    raise SystemExit(cli.main(_command(), prog="python -m brushwork.pretrained"))
+    raise SystemExit(main(Command(PretrainedConfig, run, __doc__), prog="python -m brushwork.pretrained"))

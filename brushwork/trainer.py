@@ -27,10 +27,11 @@ from typing import Protocol
 
 import torch
 
-from . import checkpoint, cli, registry, schedule
+from . import checkpoint, distributed, registry, schedule
 from .errors import BrushworkError
 from .grids import labelled_grid
 from .images import to_unit_tensor
+from .log import say
 from .progress import Progress
 
 SIGNAL_CHECK_EVERY = 10  # ranks agree on a preemption signal every N steps (one tiny all-reduce)
@@ -189,7 +190,7 @@ class TrainingLoop:
         if self.progress is not None:
             self.progress.write(line)
         elif self.acc.is_main_process:
-            print(line, flush=True)
+            say(line, every_rank=True)  # the main process of the Accelerator (RANK may be unset)
 
     def run(self, loader, steps_per_epoch: int, describe: str = "") -> bool:
         """Train to the end of the schedule (or --max_steps); returns True if stopped by a signal.
@@ -219,7 +220,7 @@ class TrainingLoop:
             signal.signal(sig, lambda signum, _frame: self.stop_signals.append(signum))
         self.progress = Progress(end_images, desc="images", unit="img", initial=c.images_seen,
                                  enabled=self.acc.is_main_process, every_seconds=None)
-        cli.started()
+        distributed.work_started()
         stream = loader_batches(loader)
         device = self.acc.device
         last_log, last_time = c.step, time.perf_counter()
@@ -403,5 +404,5 @@ def train(cfg, accelerator, trainer: Trainer, *, name: str, aug, pin_memory: boo
     describe = f"precision {cfg.mixed_precision}" + (", compiled" if cfg.compile else "")
     stopped = loop.run(loader, steps_per_epoch, describe=describe)
     accelerator.end_training()
-    cli.end_distributed()
+    distributed.end_process_group()
     return stopped

@@ -12,7 +12,14 @@ from conftest import REPO
 
 from brushwork import cli, config
 from brushwork.errors import ConfigError
-from brushwork.pretrained import _command as pretrained_command
+
+
+def pretrained_command():
+    from brushwork import pretrained
+    from brushwork.schemas.data import PretrainedConfig
+
+    return cli.Command(PretrainedConfig, pretrained.run, pretrained.__doc__)
+
 
 SCRIPTS = ["data_prep/synth.py", "data_prep/check_images.py", "data_prep/download.py", "data_prep/shard.py",
            "train/cyclegan.py", "train/gatys.py", "train/fast_style.py",
@@ -176,7 +183,9 @@ sys.exit(cli.main(cli.Command(RankConfig, main, "a rank")))
                           cwd=REPO)
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == "buffered line" and (tmp_path / "atexit_ran").exists()
-    assert cli._distributed_ended is False  # in this process nothing was distributed
+    from brushwork import distributed
+
+    assert distributed.group_ended() is False  # in this process nothing was distributed
 
 
 def test_the_benchmarks_helper_modules_say_what_they_are():
