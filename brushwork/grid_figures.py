@@ -13,15 +13,13 @@ from . import config, records, registry, translate
 from .data import SourceImage, image_source
 from .errors import BrushworkError, ImageError
 from .grids import labelled_grid
-from .images import save_image, to_tensor
+from .images import fit, save_image, to_tensor
 from .log import say
 from .schemas.eval import GridsConfig
 
 
 def square(img: Image.Image, size: int) -> torch.Tensor:
-    side = min(img.size)
-    left, top = (img.width - side) // 2, (img.height - side) // 2
-    return to_tensor(img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC))
+    return to_tensor(fit(img, (size, size)))
 
 
 def choose(items: list[SourceImage], rows: int, seed: int) -> list[SourceImage]:

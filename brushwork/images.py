@@ -259,12 +259,12 @@ def resized_unit_tensor(img: Image.Image, hw: tuple[int, int]):
     return to_unit_tensor(img.resize((hw[1], hw[0]), Image.Resampling.BICUBIC))[None]
 
 
+def fit(img: Image.Image, hw: tuple[int, int]) -> Image.Image:
+    """The one centre-crop-and-resize: ``img`` resized to cover (H, W) with its aspect kept and centre-cropped
+    to it (``ImageOps.fit``, bicubic). Styles fill an output, grid cells and survey images are squares."""
+    return ImageOps.fit(img, (hw[1], hw[0]), Image.Resampling.BICUBIC)
+
+
 def cover_crop(img: Image.Image, hw: tuple[int, int]):
-    """(1, 3, H, W) in [0, 1]: resized to cover (H, W), aspect kept, centre-cropped (a style fills an output
-    without distortion)."""
-    h, w = hw
-    scale = max(h / img.height, w / img.width)
-    rh, rw = max(h, round(img.height * scale)), max(w, round(img.width * scale))
-    big = img.resize((rw, rh), Image.Resampling.BICUBIC)
-    top, left = (rh - h) // 2, (rw - w) // 2
-    return resized_unit_tensor(big.crop((left, top, left + w, top + h)), hw)
+    """(1, 3, H, W) in [0, 1] of ``fit(img, hw)``."""
+    return to_unit_tensor(fit(img, hw))[None]

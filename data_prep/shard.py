@@ -26,13 +26,10 @@ same command once without them (or with --manifest_only) to check every shard an
 import sys
 
 from brushwork import cli, shard_build, shards
-from brushwork.errors import BrushworkError
 from brushwork.schemas.data import ShardConfig
 
 
 def run(cfg: ShardConfig) -> int:
-    if not cfg.out:
-        raise BrushworkError("--out is required (e.g. --out data/shards/monet2photo)")
     if cfg.reindex:
         done = shards.reindex(cfg.out)
         print(f"{cfg.out}: " + (f"added sample offsets to {done} shard(s)" if done else "already current"), flush=True)

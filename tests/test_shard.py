@@ -120,6 +120,11 @@ def test_empty_or_missing_input_is_one_clear_error(tmp_path):
     assert_one_error_line(proc, "no images and no trainA/ trainB/")
     proc = run_script("data_prep/shard.py", SAMPLES / "monet2photo")
     assert_one_error_line(proc, "--out is required")
+    assert proc.returncode == 2
+    proc = run_script("data_prep/shard.py", "--out", tmp_path / "o")  # no input at all: a usage error, exit 2
+    assert_one_error_line(proc, "no input: give a dataset folder/zip")
+    assert proc.returncode == 2
+    assert not (tmp_path / "o").exists()
     proc = run_script("data_prep/shard.py", SAMPLES / "monet2photo", "--out", tmp_path / "o", "--samples-per-shard", "x")
     assert_one_error_line(proc, "--samples_per_shard expects an integer, got 'x'")
 

@@ -104,6 +104,12 @@ class ShardConfig(Config):
                                    "earlier version): each tar is read once and kept as it is")
 
     def check_inputs(self) -> None:
+        if not self.out:
+            raise ConfigError("--out is required (e.g. --out data/shards/monet2photo)")
+        if not self.reindex and not (self.input or self.a or self.b):
+            raise ConfigError("no input: give a dataset folder/zip, a folder of images, or --a DIR and/or --b DIR")
+        if self.input and (self.a or self.b):
+            raise ConfigError("give either INPUT or --a/--b, not both")
         for flag, folder in (("INPUT", self.input), ("--a", self.a), ("--b", self.b), ("--test_a", self.test_a),
                              ("--test_b", self.test_b)):
             if folder and self.out and is_within(folder, self.out):

@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..errors import BrushworkError, ImageError
 from ..fileio import atomic_write_bytes, atomic_write_text
-from ..images import find_images, load_image
+from ..images import find_images, fit, load_image
 
 PAD_BLOCK = 4096
 
@@ -38,9 +38,7 @@ def key_path(package: Path) -> Path:
 
 
 def square(img: Image.Image, size: int) -> Image.Image:
-    side = min(img.size)
-    left, top = (img.width - side) // 2, (img.height - side) // 2
-    return img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+    return fit(img, (size, size))
 
 
 def encode_uniform(img: Image.Image, quality: int) -> bytes:
