@@ -20,7 +20,7 @@ def _link(page_dir: Path, path: Path) -> str:
     return quote(Path(os.path.relpath(path, page_dir)).as_posix())
 
 
-def write(out_dir: str | Path, rows: list[dict[str, Path]], title: str, columns: tuple[str, ...],
+def write(out_dir: str | Path, rows: list[dict], title: str, columns: tuple[str, ...],
           note: str = "", width: int = 256) -> Path:
     """Write OUT/index.html; each row maps column names (and ``name``) to an image path or a list of them."""
     out_dir = Path(out_dir)
