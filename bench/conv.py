@@ -22,7 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from brushwork import winograd
+from brushwork.models import winograd
 
 
 def once(fn, x, w, b) -> float:

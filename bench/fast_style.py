@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gatys import seconds_per_iteration  # noqa: E402
 from harness import machine  # noqa: E402
 
-from brushwork.fast_style import FastStyleTrainer  # noqa: E402
 from brushwork.schemas.train import FastStyleConfig  # noqa: E402
+from brushwork.training.fast_style import FastStyleTrainer  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -30,7 +30,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import machine  # noqa: E402
 
-from brushwork import gatys, optim, vgg  # noqa: E402
+from brushwork.gatys import objective as gatys
+from brushwork.gatys import optim
+from brushwork.models import vgg  # noqa: E402
 
 CONTENT = ["conv4_2"]
 STYLE = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]

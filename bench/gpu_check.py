@@ -51,7 +51,7 @@ def fresh_accelerator(mixed_precision: str, backend: str):
     """brushwork's Accelerator for one row; accelerate keeps one state per process, so it is reset first."""
     from accelerate.state import AcceleratorState
 
-    from brushwork import accel
+    from brushwork.training import accel
 
     AcceleratorState._reset_state(reset_partial_state=True)
     settings = accel.LaunchSettings(mixed_precision, backend != "no", backend, ())
@@ -64,8 +64,8 @@ def finite(values) -> bool:
 
 def step_row(name, mixed_precision, backend, channels_last, join, size, batch, cfg, on_gpu) -> dict:
     """The trainer's step as train/cyclegan.py builds it (the paper's model; a tiny one in a dry run)."""
-    from brushwork.cyclegan import CycleGANTrainer
     from brushwork.schemas.train import CycleGANConfig
+    from brushwork.training.cyclegan import CycleGANTrainer
 
     if backend is None:
         backend = "inductor" if on_gpu else "eager"  # the CPU dry run checks the path, not the compiler
@@ -97,7 +97,8 @@ def step_row(name, mixed_precision, backend, channels_last, join, size, batch, c
 
 
 def loader_row(work: Path, size: int, on_gpu: bool) -> dict:
-    from brushwork import data, shards, synth
+    from brushwork.data import shards, synth
+    from brushwork.data import stream as data
 
     src = work / "src"
     synth.write_dataset(src, n_train=16, n_test=4, size=size, seed=0)
@@ -156,7 +157,7 @@ def user_rows(work: Path, size: int, iterations: int) -> list[dict]:
 def gatys_rows(size: int, batch: int, device: str, on_gpu: bool) -> list[dict]:
     from gatys import problem  # bench/gatys.py
 
-    from brushwork import optim
+    from brushwork.gatys import optim
 
     rows = []
     for B in (1, batch):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from brushwork.cyclegan import CycleGANTrainer
 from brushwork.schemas.train import CycleGANConfig
+from brushwork.training.cyclegan import CycleGANTrainer
 
 REPO = Path(__file__).resolve().parent.parent
 ORIGINAL = REPO.parent / "shared" / "reference" / "junyanz_bench.py"

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-from brushwork import shards
-from brushwork.data import Augment, train_loader
+from brushwork.data import shards
+from brushwork.data.stream import Augment, train_loader
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 def make_shards(out: str, domain_size: int, tmp: str) -> str:
     src = REPO / "data_prep/samples/monet2photo"
     if domain_size:
-        from brushwork import synth
+        from brushwork.data import synth
 
         src = Path(tmp) / "src"
         synth.write_dataset(src, n_train=domain_size, n_test=1, size=256, seed=0)
@@ -69,8 +69,8 @@ def read_all_slots(root: str, cfg: LoaderBench, fetched) -> dict:
     """Every slot's share of ``cfg.passes`` passes of both domains, slot after slot: what a job fetches."""
     from collections import Counter
 
-    from brushwork.data import Layout, domain_shards, domain_stream
-    from brushwork.shards import read_manifest
+    from brushwork.data.shards import read_manifest
+    from brushwork.data.stream import Layout, domain_shards, domain_stream
 
     manifest = read_manifest(root)
     domains = [domain_shards(root, "train", d, manifest) for d in "AB"]
@@ -104,7 +104,7 @@ def run(cfg: LoaderBench) -> int:
             return 0
         root = cfg.shards or make_shards(tmp + "/ds", cfg.domain_size, tmp)
         if cfg.all_slots:
-            from brushwork.shard_reader import FETCHED
+            from brushwork.data.shard_reader import FETCHED
 
             FETCHED.update(requests=0, bytes=0)
             print(json.dumps(read_all_slots(root, cfg, lambda: FETCHED["bytes"])), flush=True)

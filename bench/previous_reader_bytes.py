@@ -19,7 +19,11 @@ if "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from s3_server import BUCKET, s3_server  # noqa: E402
 
-from brushwork import data, shards, synth  # noqa: E402
+from brushwork.data import (
+    shards,
+    synth,  # noqa: E402
+)
+from brushwork.data import stream as data
 
 if "slots" not in inspect.signature(data.pass_segments).parameters:
     print(f"previous_reader_bytes.py: this measures the previous reader (1d3c20a), and the brushwork on the path "

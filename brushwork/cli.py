@@ -30,10 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import config, distributed
-from .errors import BrushworkError, ConfigError
-from .fileio import disk_error
-from .progress import print_line
+from brushwork.core import config, distributed
+from brushwork.core.errors import BrushworkError, ConfigError
+from brushwork.core.fileio import disk_error
+from brushwork.core.progress import print_line
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -126,7 +126,7 @@ def parse_args(cls: type, argv: list[str], allow_preset: bool = False) -> tuple[
             values[name[3:]] = False
             continue
         if name not in fields:
-            from .schemas.original import instead_of
+            from brushwork.schemas.original import instead_of
 
             advice = instead_of(name, cls)
             if advice:

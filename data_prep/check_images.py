@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 
 from brushwork import cli
-from brushwork.errors import BrushworkError, ImageError
-from brushwork.images import decode_image, find_images, load_image_bytes
-from brushwork.progress import Progress
+from brushwork.core.errors import BrushworkError, ImageError
+from brushwork.core.progress import Progress
+from brushwork.data.images import decode_image, find_images, load_image_bytes
 from brushwork.schemas.data import CheckImagesConfig
 
 

@@ -17,9 +17,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from brushwork import cli, config, download, pretrained
-from brushwork.errors import BrushworkError
-from brushwork.progress import Progress
+from brushwork import cli
+from brushwork.core import config
+from brushwork.core.errors import BrushworkError
+from brushwork.core.progress import Progress
+from brushwork.data import download, pretrained
 from brushwork.schemas.data import DownloadConfig
 
 

@@ -25,7 +25,8 @@ same command once without them (or with --manifest_only) to check every shard an
 
 import sys
 
-from brushwork import cli, shard_build, shards
+from brushwork import cli
+from brushwork.data import shard_build, shards
 from brushwork.schemas.data import ShardConfig
 
 

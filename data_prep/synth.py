@@ -4,14 +4,16 @@
   python data_prep/synth.py --out data/raw/synth --n_train 32 --size 64
 
 Domain A holds procedurally drawn scenes; domain B holds other scenes passed through a fixed colour
-mapping (brushwork.synth.true_map). Same flags, same bytes. Use it to check that a translator learns:
+mapping (brushwork.data.synth.true_map). Same flags, same bytes. Use it to check that a translator learns:
 PSNR(G(a), true_map(a)) must rise well above PSNR(a, true_map(a)).
 """
 
 import sys
 
-from brushwork import cli, config, synth
-from brushwork.progress import Progress
+from brushwork import cli
+from brushwork.core import config
+from brushwork.core.progress import Progress
+from brushwork.data import synth
 from brushwork.schemas.data import SynthConfig
 
 

@@ -15,9 +15,10 @@ the output as not comparable.
 import json
 import sys
 
-from brushwork import cli, config
-from brushwork.errors import BrushworkError
-from brushwork.fileio import atomic_write_text
+from brushwork import cli
+from brushwork.core import config
+from brushwork.core.errors import BrushworkError
+from brushwork.core.fileio import atomic_write_text
 from brushwork.schemas.eval import FIDConfig
 
 
@@ -26,7 +27,7 @@ def main(cfg: FIDConfig) -> int:
         raise BrushworkError("--fakes and --reals are required (folders or shard roots)")
     import torch  # imported once the flags are good: --help and flag errors answer at once
 
-    from brushwork import fid
+    from brushwork.evaluation import fid
     device = "cuda" if torch.cuda.is_available() else "cpu"
     net = fid.inception(cfg.inception_weights or None, cfg.random_inception).to(device)
     f_fake = fid.features(net, fid.images_from(cfg.fakes, cfg.split, cfg.domain), cfg.batch_size, device)
@@ -44,8 +45,8 @@ def main(cfg: FIDConfig) -> int:
         print(f"warning: fewer than {fid.SMALL_SAMPLE} images per side: FID and KID are dominated by sampling noise "
               "here; compare runs only with many more images (FID is usually reported on thousands)")
     if cfg.out:
-        from brushwork.fileio import out_file
-        from brushwork.progress import print_line
+        from brushwork.core.fileio import out_file
+        from brushwork.core.progress import print_line
 
         path, note = out_file(cfg.out, "fid.json")
         if note:

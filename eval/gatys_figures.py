@@ -21,13 +21,13 @@ from brushwork.schemas.gatys import Fig3Config, Fig4Config
 
 
 def fig3(cfg: Fig3Config) -> int:
-    from brushwork import gatys_figures  # torch: imported once the flags are good
+    from brushwork.gatys import gatys_figures  # torch: imported once the flags are good
 
     return gatys_figures.fig3(cfg)
 
 
 def fig4(cfg: Fig4Config) -> int:
-    from brushwork import gatys_figures
+    from brushwork.gatys import gatys_figures
 
     return gatys_figures.fig4(cfg)
 

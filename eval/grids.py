@@ -20,15 +20,16 @@ CycleGAN run (photo -> painting), each labelled. OUT also receives grids_config.
 import sys
 from pathlib import Path
 
-from brushwork import cli, config
-from brushwork.errors import BrushworkError
+from brushwork import cli
+from brushwork.core import config
+from brushwork.core.errors import BrushworkError
 from brushwork.schemas.eval import GridsConfig
 
 
 def main(cfg: GridsConfig) -> int:
     if not cfg.runs:
         raise BrushworkError("name at least one run dir (or, with --compare, a Gatys render folder)")
-    from brushwork.grid_figures import compare_grid, run_grids  # torch: imported once the flags are good
+    from brushwork.evaluation.grid_figures import compare_grid, run_grids  # torch: imported once the flags are good
 
     if not cfg.out:  # never the current directory unasked: beside the run the grids show
         cfg = cfg.replace(out=f"{cfg.runs[0].rstrip('/')}/grids")

@@ -11,17 +11,19 @@ resumed run's repeated points count once.
 
 import sys
 
-from brushwork import cli, config, plots
+from brushwork import cli
+from brushwork.core import config
+from brushwork.evaluation import plots
 from brushwork.schemas.eval import PlotsConfig
 
 
 def main(cfg: PlotsConfig) -> int:
     if not cfg.run:
-        from brushwork.errors import BrushworkError
+        from brushwork.core.errors import BrushworkError
 
         raise BrushworkError("name the run dir to plot, e.g. runs/cyclegan-monet")
-    from brushwork.fileio import out_file
-    from brushwork.progress import print_line
+    from brushwork.core.fileio import out_file
+    from brushwork.core.progress import print_line
 
     path, note = out_file(cfg.out or cfg.run, "losses.png")
     if note:

@@ -25,7 +25,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from brushwork import cli
-from brushwork.errors import BrushworkError
+from brushwork.core.errors import BrushworkError
 from brushwork.schemas.eval import StylizeConfig
 
 if TYPE_CHECKING:
@@ -50,8 +50,8 @@ def style_weights(cfg: StylizeConfig, n_styles: int, names: list[str]) -> tuple[
 def stylize(net, weights: torch.Tensor, images, device) -> list:
     import torch
 
-    from brushwork.images import from_unit_tensor, to_unit_tensor
-    from brushwork.translate import pad_for_network
+    from brushwork.data.images import from_unit_tensor, to_unit_tensor
+    from brushwork.evaluation.translate import pad_for_network
 
     with torch.no_grad():
         x = torch.stack([to_unit_tensor(img) for img in images]).to(device)
@@ -65,9 +65,9 @@ def main(cfg: StylizeConfig) -> int:
     import torch
     from accelerate import PartialState
 
-    from brushwork.apply import apply_folder, device_for
-    from brushwork.fast_style import export_onnx, load_stylizer, style_paths_of
-    from brushwork.ledger import network_fingerprint
+    from brushwork.evaluation.apply import apply_folder, device_for
+    from brushwork.evaluation.ledger import network_fingerprint
+    from brushwork.training.fast_style import export_onnx, load_stylizer, style_paths_of
 
     net, used, names = load_stylizer(cfg.run, cfg.step)
     weights, style = style_weights(cfg, net.n_styles, names)

@@ -21,8 +21,10 @@ were judged real with a 95 % Wilson interval, per-rater accuracy), results.json 
 import sys
 from pathlib import Path
 
-from brushwork import cli, config, survey
-from brushwork.errors import BrushworkError
+from brushwork import cli
+from brushwork.core import config
+from brushwork.core.errors import BrushworkError
+from brushwork.evaluation import survey
 from brushwork.schemas.eval import SurveyBuildConfig, SurveyScoreConfig, SurveySimulateConfig
 
 

@@ -24,14 +24,14 @@ import sys
 from functools import partial
 
 from brushwork import cli
-from brushwork.errors import BrushworkError
+from brushwork.core.errors import BrushworkError
 from brushwork.schemas.eval import TranslateConfig
 
 
 def networks(cfg: TranslateConfig):
     """(generator, the line naming its weights, the reverse generator or None)."""
-    from brushwork import pretrained
-    from brushwork.translate import load_generator
+    from brushwork.data import pretrained
+    from brushwork.evaluation.translate import load_generator
 
     if cfg.model:
         if cfg.reconstruct:
@@ -52,9 +52,9 @@ def networks(cfg: TranslateConfig):
 
 def main(cfg: TranslateConfig) -> int:
     # the library (torch) is imported here, not at the top: --help and flag errors answer at once
-    from brushwork.apply import apply_folder, device_for
-    from brushwork.ledger import network_fingerprint
-    from brushwork.translate import apply_batch
+    from brushwork.evaluation.apply import apply_folder, device_for
+    from brushwork.evaluation.ledger import network_fingerprint
+    from brushwork.evaluation.translate import apply_batch
 
     net, used, back = networks(cfg)
 

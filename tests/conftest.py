@@ -41,7 +41,7 @@ def repo() -> Path:
 
 
 def make_synth(root: Path, n_train: int, n_test: int = 2, size: int = 32, seed: int = 0) -> Path:
-    from brushwork import synth
+    from brushwork.data import synth
 
     synth.write_dataset(root, n_train=n_train, n_test=n_test, size=size, seed=seed)
     return root
@@ -91,7 +91,7 @@ def run_train(run_dir, data, *flags, procs: int = 1, timeout: float = 300,
 
 
 def synth_shards(root: Path, n_train: int = 16, per_shard: int = 2, size: int = 32) -> Path:
-    from brushwork import shards
+    from brushwork.data import shards
 
     src = make_synth(root / "src", n_train, n_test=4, size=size)
     out = root / "shards"

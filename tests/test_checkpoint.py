@@ -4,9 +4,9 @@ import json
 
 import torch
 
-from brushwork import checkpoint
-from brushwork.cyclegan import CycleGANTrainer
 from brushwork.schemas.train import CycleGANConfig
+from brushwork.training import checkpoint
+from brushwork.training.cyclegan import CycleGANTrainer
 
 
 def test_save_then_load_gives_back_every_part_of_the_trainers_state(tmp_path):

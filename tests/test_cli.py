@@ -10,12 +10,13 @@ import sys
 import pytest
 from conftest import REPO
 
-from brushwork import cli, config
-from brushwork.errors import ConfigError
+from brushwork import cli
+from brushwork.core import config
+from brushwork.core.errors import ConfigError
 
 
 def pretrained_command():
-    from brushwork import pretrained
+    from brushwork.data import pretrained
     from brushwork.schemas.data import PretrainedConfig
 
     return cli.Command(PretrainedConfig, pretrained.run, pretrained.__doc__)
@@ -164,7 +165,7 @@ import atexit, sys
 from dataclasses import dataclass
 import torch.distributed as dist
 from brushwork import cli
-from brushwork.config import Config, setting
+from brushwork.core.config import Config, setting
 
 @dataclass(frozen=True)
 class RankConfig(Config):
@@ -183,7 +184,7 @@ sys.exit(cli.main(cli.Command(RankConfig, main, "a rank")))
                           cwd=REPO)
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == "buffered line" and (tmp_path / "atexit_ran").exists()
-    from brushwork import distributed
+    from brushwork.core import distributed
 
     assert distributed.group_ended() is False  # in this process nothing was distributed
 

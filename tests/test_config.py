@@ -7,9 +7,10 @@ from typing import Literal
 import pytest
 from conftest import assert_one_error_line, run_script
 
-from brushwork import cli, config
-from brushwork.config import Config, build, load_config, load_preset, setting, to_toml
-from brushwork.errors import ConfigError
+from brushwork import cli
+from brushwork.core import config
+from brushwork.core.config import Config, build, load_config, load_preset, setting, to_toml
+from brushwork.core.errors import ConfigError
 from brushwork.schemas.data import ShardConfig
 from brushwork.schemas.gatys import PAIR_KEYS, RENDER_KEYS, GatysConfig
 from brushwork.schemas.train import CycleGANConfig, FastStyleConfig

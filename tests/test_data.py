@@ -11,10 +11,11 @@ import torch
 from conftest import make_synth
 from PIL import Image
 
-from brushwork import data, shards
-from brushwork.data import Augment, train_loader
-from brushwork.errors import BrushworkError
-from brushwork.shard_reader import read_samples
+from brushwork.core.errors import BrushworkError
+from brushwork.data import shards
+from brushwork.data import stream as data
+from brushwork.data.shard_reader import read_samples
+from brushwork.data.stream import Augment, train_loader
 
 DEFAULT_PER_SHARD = 64  # ShardConfig's default
 

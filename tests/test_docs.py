@@ -36,7 +36,7 @@ def test_advice_to_install_an_extra_names_one_that_exists():
     assert advised, "no install advice found: the pattern is out of date"
     unknown = {name: where for name, where in advised.items() if name not in extras}
     assert not unknown, f"advised extras that setup.cfg does not define: {unknown}"
-    from brushwork.storage import EXTRAS
+    from brushwork.core.storage import EXTRAS
 
     assert {extra for _, extra in EXTRAS.values() if extra} <= extras  # the ones the storage error advises
 

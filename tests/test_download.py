@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_one_error_line, make_synth, run_script
 
-from brushwork.shards import file_sha256
+from brushwork.data.shards import file_sha256
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
@@ -167,7 +167,7 @@ def weights_server(tmp_path):
     """Serves a 'style_monet.pth' (a tiny generator in the original format) and a wrong 'vgg19-dcbb9e9d.pth'."""
     import torch
 
-    from brushwork.networks import ResnetGenerator, init_weights
+    from brushwork.models.networks import ResnetGenerator, init_weights
 
     served = tmp_path / "models"
     served.mkdir()

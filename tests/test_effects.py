@@ -15,8 +15,8 @@ from conftest import REPO, synth_shards
 PROBE = r"""
 import json, sys
 import torch
-from brushwork import trainer as T
-from brushwork.cyclegan import CycleGANTrainer
+from brushwork.training import trainer as T
+from brushwork.training.cyclegan import CycleGANTrainer
 from brushwork.schemas.train import CycleGANConfig
 
 data, run_dir, flags = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
@@ -76,8 +76,8 @@ def test_the_launchers_dynamo_backend_and_compile_flag_compile_the_networks(shar
 
 
 def tiny_trainer(**kwargs):
-    from brushwork.cyclegan import CycleGANTrainer
     from brushwork.schemas.train import CycleGANConfig
+    from brushwork.training.cyclegan import CycleGANTrainer
 
     return CycleGANTrainer(CycleGANConfig(ngf=8, ndf=8, n_blocks=2, pool_size=0), **kwargs)
 

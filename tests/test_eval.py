@@ -8,7 +8,7 @@ import torch
 from conftest import assert_one_error_line, run_script, run_train, synth_shards
 from PIL import Image
 
-from brushwork import fid
+from brushwork.evaluation import fid
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_kid_subsets_shrink_to_half_the_smaller_set():
 
 
 def test_captions_fit_their_column_at_every_size():
-    from brushwork.grids import fit_text, fitted_font, labelled_grid, text_width
+    from brushwork.evaluation.grids import fit_text, fitted_font, labelled_grid, text_width
 
     labels = ["real A", "reconstructed A", "CycleGAN: vangogh (runs/cyclegan-vangogh-2)", "Gatys: starry_night"]
     for side in (16, 32, 64, 128, 256):
@@ -142,7 +142,7 @@ def test_captions_fit_their_column_at_every_size():
 
 
 def test_fig7_columns_are_labelled_by_run_when_domains_repeat():
-    from brushwork import grid_figures as grids
+    from brushwork.evaluation import grid_figures as grids
 
     assert grids.column_labels(["runs/a", "runs/b"], ["monet", "cezanne"]) == ["monet", "cezanne"]
     assert grids.column_labels(["runs/m1", "runs/m2", "runs/c"], ["monet", "monet", "cezanne"]) == \

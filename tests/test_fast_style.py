@@ -13,10 +13,10 @@ import torch
 from conftest import REPO, SAMPLES, TRAIN_ENV, assert_one_error_line, free_port, kill_tree, run_script, synth_shards
 from PIL import Image
 
-from brushwork.errors import BrushworkError
-from brushwork.fast_style import FastStyleTrainer
+from brushwork.core.errors import BrushworkError
+from brushwork.models.style_net import ConditionalInstanceNorm2d, TransformerNet
 from brushwork.schemas.train import FastStyleConfig
-from brushwork.style_net import ConditionalInstanceNorm2d, TransformerNet
+from brushwork.training.fast_style import FastStyleTrainer
 
 STYLES = SAMPLES / "gatys" / "style"
 TINY = ["--random_vgg", "--width", "8", "--size", "32", "--batch_size", "2", "--log_every", "2", "--sample_every", "4"]
@@ -54,8 +54,8 @@ def test_k_styles_have_k_affine_sets_and_an_index_equals_a_single_style_net():
 
 
 def test_samples_show_every_style_with_its_image_above_its_result():
-    from brushwork.grids import labelled_grid
-    from brushwork.images import cover_crop, from_unit_tensor
+    from brushwork.data.images import cover_crop, from_unit_tensor
+    from brushwork.evaluation.grids import labelled_grid
 
     styles = (str(STYLES / "the_scream.jpg"), str(STYLES / "starry_night.jpg"))
     trainer = FastStyleTrainer(FastStyleConfig(style=styles, random_vgg=True, width=8, size=32, style_size=64))
@@ -204,7 +204,7 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, shards):
 
 
 def test_stylized_pixels_are_the_network_applied_at_full_resolution(tmp_path):
-    from brushwork.translate import pad_for_network
+    from brushwork.evaluation.translate import pad_for_network
 
     torch.manual_seed(0)
     net = TransformerNet(width=8, n_styles=2).eval()
@@ -238,7 +238,7 @@ def test_onnx_export_equals_torch_at_two_sizes(tmp_path):
     pytest.importorskip("onnxruntime")
     import onnxruntime
 
-    from brushwork.fast_style import export_onnx
+    from brushwork.training.fast_style import export_onnx
 
     torch.manual_seed(0)
     net = TransformerNet(width=8, n_styles=2).eval()
@@ -271,9 +271,9 @@ def test_bad_style_and_stylize_inputs_are_one_line(tmp_path, shards):
 
 
 def test_a_cyclegan_run_and_a_fast_style_run_each_point_to_their_own_tool(tmp_path):
-    from brushwork.fast_style import load_stylizer
-    from brushwork.networks import ResnetGenerator
-    from brushwork.translate import load_generator
+    from brushwork.evaluation.translate import load_generator
+    from brushwork.models.networks import ResnetGenerator
+    from brushwork.training.fast_style import load_stylizer
 
     def fake_run(name, models):
         step = tmp_path / name / "checkpoints" / "step_00000001"

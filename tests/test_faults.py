@@ -88,12 +88,12 @@ def ws(tmp_path_factory):
     state = torch.load(models, weights_only=True)
     state["G_A"] = {"model.1.weight": torch.zeros(1)}
     torch.save(state, models)
-    from brushwork.style_net import TransformerNet
+    from brushwork.models.style_net import TransformerNet
 
     (w / "fast").mkdir()
     torch.save(TransformerNet(4, 1).state_dict(), w / "fast" / "net.pth")
     (w / "fast" / "old.onnx").write_bytes(b"an earlier export")
-    from brushwork.networks import ResnetGenerator
+    from brushwork.models.networks import ResnetGenerator
 
     nan_state = ResnetGenerator(ngf=8, n_blocks=2).state_dict()
     nan_state["model.1.weight"][0, 0, 0, 0] = float("nan")
@@ -579,8 +579,10 @@ def test_debug_switch_shows_the_traceback(ws):
 
 
 def test_a_full_disk_leaves_no_temp_files_and_says_so(tmp_path, monkeypatch):
-    from brushwork import checkpoint, fileio, shards
-    from brushwork.errors import BrushworkError
+    from brushwork.core import fileio
+    from brushwork.core.errors import BrushworkError
+    from brushwork.data import shards
+    from brushwork.training import checkpoint
 
     real_replace = os.replace
     src = make_synth(tmp_path / "src", 2)

@@ -6,7 +6,9 @@ import pytest
 import torch
 from conftest import SHARED
 
-from brushwork import gatys, optim, vgg
+from brushwork.gatys import objective as gatys
+from brushwork.gatys import optim
+from brushwork.models import vgg
 
 FIXTURE = SHARED / "fixtures" / "gatys_case.pth"
 

@@ -169,7 +169,7 @@ def test_multiscale_colour_and_snapshots(tmp_path):
     # luminance transfer keeps the content's colours: the chrominance equals the content's
     import torch
 
-    from brushwork import gatys
+    from brushwork.gatys import objective as gatys
 
     content = torch_image(CONTENT / "tubingen.jpg", (36, 48))
     result = torch_image(out / "tubingen__starry_night.png", (36, 48))
@@ -208,8 +208,8 @@ def test_rerun_with_other_settings_is_refused_and_overwrite_re_renders(tmp_path)
     assert run_gatys(*args, "--image_size", 32).returncode == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = run_gatys(*args, "--image_size", 48)
-    assert_one_error_line(proc, "holds 1 render(s) made with other settings or inputs (e.g. tubingen__the_scream: size "
-                                "32 -> 48)",
+    assert_one_error_line(proc, "holds 1 render(s) made with other settings or inputs (e.g. tubingen__the_scream: "
+                                "image_size 32 -> 48)",
                           "--overwrite")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # images and config untouched
     proc = run_gatys(*args, "--image_size", 32)  # the same settings again: nothing to do

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brushwork.errors import ImageError
-from brushwork.images import decode_image, find_images, load_image, save_image
+from brushwork.core.errors import ImageError
+from brushwork.data.images import decode_image, find_images, load_image, save_image
 
 
 def encode(img: Image.Image, fmt: str, **params) -> bytes:

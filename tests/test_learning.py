@@ -5,10 +5,10 @@ import pytest
 import torch
 from conftest import run_train, synth_shards
 
-from brushwork import synth
-from brushwork.images import load_image, to_tensor
-from brushwork.networks import ResnetGenerator, init_weights
-from brushwork.translate import load_generator
+from brushwork.data import synth
+from brushwork.data.images import load_image, to_tensor
+from brushwork.evaluation.translate import load_generator
+from brushwork.models.networks import ResnetGenerator, init_weights
 
 pytestmark = pytest.mark.slow
 

@@ -3,8 +3,9 @@
 import torch
 import torch.nn.functional as F
 
-from brushwork import losses, schedule
-from brushwork.pool import ImagePool
+from brushwork.models import losses
+from brushwork.models.pool import ImagePool
+from brushwork.training import schedule
 
 
 def test_lsgan_and_vanilla():

@@ -4,10 +4,16 @@ import pytest
 import torch
 from conftest import SHARED
 
-from brushwork import checkpoint
-from brushwork.errors import BrushworkError
-from brushwork.networks import NLayerDiscriminator, ResnetGenerator, count_parameters, generator_arch, init_weights
-from brushwork.translate import load_generator
+from brushwork.core.errors import BrushworkError
+from brushwork.evaluation.translate import load_generator
+from brushwork.models.networks import (
+    NLayerDiscriminator,
+    ResnetGenerator,
+    count_parameters,
+    generator_arch,
+    init_weights,
+)
+from brushwork.training import checkpoint
 
 FIXTURES = SHARED / "fixtures"
 needs_fixtures = pytest.mark.skipif(not (FIXTURES / "junyanz_io.pth").exists(), reason="../shared/fixtures not present")
@@ -24,7 +30,7 @@ def test_parameter_counts_match_the_original():
 @pytest.mark.parametrize("winograd", [False, True])
 def test_reference_weights_reproduce_reference_outputs(winograd, monkeypatch):
     if winograd:  # force it: the fixture's 32-channel blocks are below the size where it pays off
-        monkeypatch.setattr("brushwork.winograd.pays_off", lambda x, weight, padding=0: True)
+        monkeypatch.setattr("brushwork.models.winograd.pays_off", lambda x, weight, padding=0: True)
     io = torch.load(FIXTURES / "junyanz_io.pth", weights_only=True)
     G, D = ResnetGenerator(ngf=8, winograd=winograd), NLayerDiscriminator(ndf=8)
     sd_G = torch.load(FIXTURES / "junyanz_G_ngf8.pth", weights_only=True)
@@ -109,8 +115,8 @@ def test_a_trainer_step_equals_the_original_codes_optimize_parameters(tmp_path):
     import importlib.util
     import sys
 
-    from brushwork.cyclegan import CycleGANTrainer
     from brushwork.schemas.train import CycleGANConfig
+    from brushwork.training.cyclegan import CycleGANTrainer
 
     bench = SHARED / "reference" / "junyanz_bench.py"
     if not bench.exists():

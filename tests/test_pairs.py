@@ -5,7 +5,7 @@ import shutil
 
 from conftest import SAMPLES
 
-from brushwork import gatys_run
+from brushwork.gatys import gatys_run
 from brushwork.schemas.gatys import GatysConfig
 
 CONTENT, STYLE = SAMPLES / "gatys" / "content", SAMPLES / "gatys" / "style"

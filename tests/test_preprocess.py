@@ -10,8 +10,8 @@ import torch
 from conftest import SHARED
 from PIL import Image
 
-from brushwork import data
-from brushwork.data import Augment
+from brushwork.data import stream as data
+from brushwork.data.stream import Augment
 
 REFERENCE = SHARED / "reference" / "junyanz" / "data" / "base_dataset.py"
 pytestmark = pytest.mark.skipif(not REFERENCE.is_file(), reason="the original code is not beside this checkout")

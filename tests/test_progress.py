@@ -8,8 +8,8 @@ import warnings
 from dataclasses import dataclass
 
 from brushwork import cli
-from brushwork.config import Config, setting
-from brushwork.progress import Progress, duration, print_line
+from brushwork.core.config import Config, setting
+from brushwork.core.progress import Progress, duration, print_line
 
 
 def above_the_bar(text: str, line: str) -> bool:

@@ -24,7 +24,8 @@ from conftest import (
     train_command,
 )
 
-from brushwork import data, shards
+from brushwork.data import shards
+from brushwork.data import stream as data
 from brushwork.schemas.train import CycleGANConfig
 
 ACCELERATE = str(Path(sys.executable).parent / "accelerate")
@@ -300,7 +301,7 @@ def tiny_cfg(**kw):
 
 
 def one_step_state(join_passes, fused_adam=False, steps=1):
-    from brushwork.cyclegan import CycleGANTrainer
+    from brushwork.training.cyclegan import CycleGANTrainer
 
     trainer = CycleGANTrainer(tiny_cfg(), join_passes=join_passes, fused_adam=fused_adam)
     g = torch.Generator().manual_seed(0)
@@ -328,7 +329,7 @@ def test_fused_adam_equals_unfused_on_cpu():
         torch.optim.Adam([torch.zeros(1, requires_grad=True)], fused=True)
     except (RuntimeError, ValueError) as e:
         pytest.skip(f"this torch has no fused Adam on CPU ({e})")
-    from brushwork.cyclegan import CycleGANTrainer
+    from brushwork.training.cyclegan import CycleGANTrainer
 
     trainer = CycleGANTrainer(tiny_cfg(), fused_adam=True)
     assert trainer.opt_G.defaults["fused"] and trainer.opt_D.defaults["fused"]  # the trainer's GPU branch
@@ -355,7 +356,8 @@ def test_gpu_check_says_there_is_no_gpu_and_exits_zero():
         pytest.skip("a GPU is present: bench/gpu_check.py would run the real check")
     proc = run_script("bench/gpu_check.py")
     assert proc.returncode == 0 and proc.stdout.strip().splitlines() == [
-        "gpu_check: no CUDA device here; nothing to check (run it on a GPU machine)"]
+        "gpu_check: no CUDA device here; nothing to check (run it on a GPU machine, or --dry_run to exercise every "
+        "row's code on this one)"]
 
 
 @pytest.mark.slow

@@ -17,8 +17,8 @@ import pytest
 from conftest import REPO, SAMPLES, assert_one_error_line, digest_tree, make_synth, run_script
 from PIL import Image
 
-from brushwork import shards
-from brushwork.errors import BrushworkError
+from brushwork.core.errors import BrushworkError
+from brushwork.data import shards
 
 
 def outputs(root):
@@ -216,7 +216,7 @@ def test_memory_filesystem_output(tmp_path):
     assert manifest["splits"]["train"]["B"] == {"samples": 3, "shards": 2}
     first = shards.shard_refs(out, manifest, "train", "A")[0]
     assert first.url == "memory://brushwork-test/ds/train/A-000000.tar"
-    from brushwork.shard_reader import read_samples
+    from brushwork.data.shard_reader import read_samples
 
     assert [key for _, key, _, _ in read_samples(first)] == list(first.keys)  # ranged reads on fsspec URLs
 

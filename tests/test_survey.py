@@ -11,7 +11,7 @@ import pytest
 from conftest import assert_one_error_line, run_script
 from PIL import Image
 
-from brushwork import survey
+from brushwork.evaluation import survey
 
 
 def make_sets(tmp_path):

@@ -79,7 +79,7 @@ def test_translate_results_page_in_a_real_browser(tmp_path):
     """Like the original test.py page: one row per image, input | output | reconstruction, all images load."""
     import torch
 
-    from brushwork.networks import ResnetGenerator, init_weights
+    from brushwork.models.networks import ResnetGenerator, init_weights
 
     torch.manual_seed(0)
     models = tmp_path / "models.pt"

@@ -7,7 +7,7 @@ import torch
 from conftest import run_script
 from PIL import Image
 
-from brushwork import synth
+from brushwork.data import synth
 
 
 def digest_tree(root):

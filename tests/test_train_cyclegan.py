@@ -305,7 +305,7 @@ def test_a_run_dir_belongs_to_one_run_and_tensorboard_keeps_one_run(tmp_path, sh
 def test_a_raw_image_folder_is_sharded_once_into_the_runs_cache(tmp_path):
     from conftest import make_synth
 
-    from brushwork import shards as shard_lib
+    from brushwork.data import shards as shard_lib
 
     raw = make_synth(tmp_path / "raw", 6, n_test=2, size=32)  # trainA/ trainB/ testA/ testB/
     run = tmp_path / "run"

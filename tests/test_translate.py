@@ -12,8 +12,8 @@ import torch
 from conftest import REPO, free_port, run_script
 from PIL import Image
 
-from brushwork.networks import ResnetGenerator, init_weights
-from brushwork.translate import pad_for_network
+from brushwork.evaluation.translate import pad_for_network
+from brushwork.models.networks import ResnetGenerator, init_weights
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_inputs_that_differ_only_in_extension_keep_distinct_outputs(tmp_path, ge
     assert "3 image(s) into" in proc.stdout
     # the documented rule: a.png keeps a.png, a.jpg becomes a.jpg.png; names that do not collide are as before
     assert sorted(p.name for p in out.glob("*.png")) == ["a.jpg.png", "a.png", "b.png"]
-    from brushwork.data import image_source
+    from brushwork.data.stream import image_source
 
     assert {it.name: it.path.rsplit("/", 1)[-1] for it in image_source(str(folder))} == {
         "a.jpg.png": "a.jpg", "a.png": "a.png", "b.png": "b.jpg"}

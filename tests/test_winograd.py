@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from brushwork.networks import ResnetGenerator, init_weights
-from brushwork.winograd import apply_conv, conv3x3, pays_off
+from brushwork.models.networks import ResnetGenerator, init_weights
+from brushwork.models.winograd import apply_conv, conv3x3, pays_off
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -76,7 +76,7 @@ def test_a_block_conv_costs_a_quarter_of_the_direct_flops(side, bound):
 
 
 def test_trained_weights_are_not_cached_and_their_transforms_are_not_kept_for_backward():
-    from brushwork import winograd
+    from brushwork.models import winograd
 
     x = torch.randn(1, 256, 66, 66, requires_grad=True)  # 256 tiles: a 256-px step's ResNet blocks
     trained = torch.randn(256, 256, 3, 3, requires_grad=True)
@@ -151,7 +151,7 @@ def test_the_trainer_builds_winograd_generators_unless_told_not_to():
     from conftest import REPO
 
     from brushwork import cli
-    from brushwork.cyclegan import build_networks
+    from brushwork.training.cyclegan import build_networks
 
     spec = importlib.util.spec_from_file_location("train_cyclegan", REPO / "train" / "cyclegan.py")
     script = importlib.util.module_from_spec(spec)
@@ -165,7 +165,7 @@ def test_the_trainer_builds_winograd_generators_unless_told_not_to():
 def test_vgg_features_and_their_input_gradient_match_with_winograd():
     import warnings
 
-    from brushwork import vgg
+    from brushwork.models import vgg
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -192,7 +192,7 @@ def test_vgg_features_and_their_input_gradient_match_with_winograd():
 
 
 def test_transformed_weights_are_reused_until_the_weight_changes():
-    from brushwork import winograd
+    from brushwork.models import winograd
 
     w = torch.randn(4, 4, 3, 3)
     first = winograd.transformed_weight(w)

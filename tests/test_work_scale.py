@@ -14,8 +14,8 @@ import torch
 from conftest import REPO, SAMPLES, synth_shards
 from PIL import Image
 
-from brushwork import data
-from brushwork.networks import ResnetGenerator, init_weights
+from brushwork.data import stream as data
+from brushwork.models.networks import ResnetGenerator, init_weights
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -78,10 +78,10 @@ def test_gatys_memory_does_not_grow_with_the_number_of_pairs(tmp_path, photos):
 
 
 def test_a_style_is_decoded_once_per_size_and_the_cache_stays_within_its_budget(photos):
-    from brushwork import gatys_run
+    from brushwork.gatys import gatys_run
     from brushwork.schemas.gatys import GatysConfig
 
-    cfg = GatysConfig(content=str(photos / "content"), style=str(photos / "style"), size=32)
+    cfg = GatysConfig(content=str(photos / "content"), style=str(photos / "style"), image_size=32)
     pairs, _ = gatys_run.read_pairs(cfg)
     headers = gatys_run.Headers(cfg.max_pixels)
     planned = [gatys_run.plan_pair(p, headers) for p in pairs]
@@ -121,7 +121,7 @@ def test_translate_memory_does_not_grow_with_the_folder(tmp_path, photos):
 def test_with_a_shard_root_each_rank_decodes_only_its_share(tmp_path, monkeypatch):
     from conftest import make_synth
 
-    from brushwork import shards
+    from brushwork.data import shards
 
     src = make_synth(tmp_path / "src", 4, n_test=7)
     plans = shards.plan_shards(shards.sources_from_layout(src), samples_per_shard=3)
@@ -129,12 +129,12 @@ def test_with_a_shard_root_each_rank_decodes_only_its_share(tmp_path, monkeypatc
     shards.write_manifest(plans, str(tmp_path / "s"), {"input": "test"})
     everything = data.image_source(str(tmp_path / "s"), "test", "A")
     assert len(everything) == 7  # listed from the manifest: nothing read, nothing decoded
-    import brushwork.images as images_module
+    import brushwork.data.images as images_module
 
     decoded, fetched = [], []
     real_decode = images_module.decode_image
     monkeypatch.setattr(images_module, "decode_image", lambda b, name, cap: decoded.append(name) or real_decode(b, name, cap))
-    from brushwork import shard_reader
+    from brushwork.data import shard_reader
 
     real_cat = shard_reader.filesystem
 
@@ -174,6 +174,7 @@ def test_presets_work_after_a_non_editable_install(tmp_path):
                            "--target", str(target), str(source)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (target / "brushwork" / "presets" / "gatys" / "paper.toml").is_file()
+    assert (target / "brushwork" / "evaluation" / "survey" / "page.html").is_file()  # the survey page's template
     clone = tmp_path / "clone"  # the commands without the library beside them
     for folder in ("train", "data_prep", "eval"):
         shutil.copytree(REPO / folder, clone / folder, ignore=shutil.ignore_patterns("samples"))
@@ -191,4 +192,4 @@ def test_presets_work_after_a_non_editable_install(tmp_path):
                            "--n_blocks", "1", "--load_size", "36", "--crop_size", "32", "--num_workers", "0",
                            ], cwd=clone, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert 'domain = "monet"' in (tmp_path / "run" / "config.toml").read_text()
+    assert 'dataset = "monet"' in (tmp_path / "run" / "config.toml").read_text()

@@ -24,7 +24,8 @@ of processes (the LR follows images seen). With stdout in a log file, a plain pr
 
 import sys
 
-from brushwork import cli, config
+from brushwork import cli
+from brushwork.core import config
 from brushwork.schemas.train import CycleGANConfig
 
 
@@ -36,8 +37,9 @@ def default_preset(flags: dict) -> str | None:
 
 def main(cfg: CycleGANConfig) -> int:
     # the library (torch) is imported here, not at the top: --help and flag errors answer at once
-    from brushwork import data, trainer
-    from brushwork.cyclegan import CycleGANTrainer
+    from brushwork.data import stream as data
+    from brushwork.training import trainer
+    from brushwork.training.cyclegan import CycleGANTrainer
 
     cfg = cfg.replace(data=cfg.data or f"data/shards/{cfg.dataset}2photo",
                       run_dir=cfg.run_dir or f"runs/cyclegan-{cfg.dataset}")

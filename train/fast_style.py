@@ -29,11 +29,12 @@ from brushwork.schemas.train import FastStyleConfig
 
 def main(cfg: FastStyleConfig) -> int:
     # the library (torch) is imported here, not at the top: --help and flag errors answer at once
-    from brushwork import data, trainer
-    from brushwork.fast_style import FastStyleTrainer, style_name
+    from brushwork.data import stream as data
+    from brushwork.training import trainer
+    from brushwork.training.fast_style import FastStyleTrainer, style_name
 
     if not cfg.data:
-        from brushwork.errors import BrushworkError
+        from brushwork.core.errors import BrushworkError
 
         raise BrushworkError("give --data SHARDS (a shard root whose --domain holds the content photos)")
     name = "+".join(style_name(s) for s in cfg.style) or "style"

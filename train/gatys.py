@@ -28,9 +28,10 @@ VGG-19 weights come from the torch hub cache (python -m brushwork.pretrained vgg
 import sys
 from pathlib import Path
 
-from brushwork import cli, config
-from brushwork.errors import BrushworkError
-from brushwork.progress import Progress, print_line
+from brushwork import cli
+from brushwork.core import config
+from brushwork.core.errors import BrushworkError
+from brushwork.core.progress import Progress, print_line
 from brushwork.schemas.gatys import GatysConfig
 
 
@@ -44,7 +45,7 @@ def main(cfg: GatysConfig) -> int:
     from accelerate import PartialState
     from accelerate.utils import reduce
 
-    from brushwork import gatys_run
+    from brushwork.gatys import gatys_run
 
     pairs, refused = gatys_run.read_pairs(cfg)
     state = PartialState(cpu=not torch.cuda.is_available())
