@@ -4,9 +4,10 @@
   python eval/fid.py --fakes translated/photo_to_monet --reals data/shards/monet2photo --domain A
   python eval/fid.py --fakes a/ --reals b/ --out results/      # results/fid.json + results/fid_config.toml
 
-Features: torchvision's Inception-v3 (inception_v3_google-0cc3c7bd.pth in the torch hub cache, from
-python -m brushwork.pretrained inception, or --inception_weights PATH). Values are comparable
-between runs of this tool, not with papers that use the TensorFlow Inception graph. Under 50 images
+FID and KID are torchmetrics' metrics. Features: the standard FID Inception (the TensorFlow graph's weights as
+torch-fidelity and torchmetrics load them: python -m brushwork.pretrained fid_inception, or --inception_weights
+PATH), so the numbers compare with published ones; --features torchvision uses torchvision's Inception-v3 as
+earlier versions did (numbers consistent among themselves only). Under 50 images
 per side both numbers are mostly noise, and the tool says so; the KID subset size shrinks to half
 the smaller set so that its spread means something. --random_inception (tests only) is flagged in
 the output as not comparable.
@@ -29,17 +30,19 @@ def main(cfg: FIDConfig) -> int:
 
     from brushwork.evaluation import fid
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    net = fid.inception(cfg.inception_weights or None, cfg.random_inception).to(device)
+    net = fid.feature_net(cfg.features, cfg.inception_weights or None, cfg.random_inception).to(device)
     f_fake = fid.features(net, fid.images_from(cfg.fakes, cfg.split, cfg.domain), cfg.batch_size, device)
     f_real = fid.features(net, fid.images_from(cfg.reals, cfg.split, cfg.domain), cfg.batch_size, device)
     subset = fid.kid_subset_size(len(f_fake), len(f_real), cfg.kid_subset_size)
-    kid_mean, kid_std = fid.kid(f_fake, f_real, cfg.kid_subsets, subset)
+    numbers = fid.scores(f_fake, f_real, cfg.kid_subsets, subset)
+    kid_mean, kid_std = numbers["kid"], numbers["kid_std"]
     small = min(len(f_fake), len(f_real)) < fid.SMALL_SAMPLE
-    result = {"fid": fid.fid(f_fake, f_real), "kid": kid_mean, "kid_std": kid_std, "kid_subset_size": subset,
-              "n_fake": len(f_fake), "n_real": len(f_real), "small_sample": small,
-              "features": "random (NOT COMPARABLE)" if cfg.random_inception else "torchvision inception_v3"}
+    described = {"fid_inception": "the standard FID Inception (torchmetrics)",
+                 "torchvision": "torchvision inception_v3 (torchmetrics)"}[cfg.features]
+    result = {**numbers, "kid_subset_size": subset, "n_fake": len(f_fake), "n_real": len(f_real),
+              "small_sample": small, "features": "random (NOT COMPARABLE)" if cfg.random_inception else described}
     note = "  [random features: NOT COMPARABLE to anything]" if cfg.random_inception else ""
-    print(f"FID {result['fid']:.3f}  KID {kid_mean:.5f} ± {kid_std:.5f} (subsets of {subset})  "
+    print(f"FID {numbers['fid']:.3f}  KID {kid_mean:.5f} ± {kid_std:.5f} (subsets of {subset})  "
           f"({len(f_fake)} fake, {len(f_real)} real){note}")
     if small:
         print(f"warning: fewer than {fid.SMALL_SAMPLE} images per side: FID and KID are dominated by sampling noise "

@@ -8,6 +8,7 @@ import torch
 from conftest import assert_one_error_line, run_script, run_train, synth_shards
 from PIL import Image
 
+from brushwork.core.linalg import sqrtm_psd
 from brushwork.evaluation import fid
 
 
@@ -53,17 +54,52 @@ def test_loss_plot_from_tensorboard(trained_run, tmp_path):
     assert_one_error_line(proc, "no TensorBoard events")
 
 
+# The previous implementation, hand-written, kept here as the reference torchmetrics' FID and KID are checked
+# against (the library now computes them with torchmetrics).
+def reference_frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """‖μ1−μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½), with Tr (Σ1Σ2)^½ = Σ √eig(Σ1^½ Σ2 Σ1^½)."""
+    root1 = sqrtm_psd(sigma1.double())
+    inner = root1 @ sigma2.double() @ root1
+    eig = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp_min(0)
+    value = float((mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * eig.sqrt().sum())
+    return max(value, 0.0)  # a distance: rounding of equal sets gives -1e-12, never shown as -0.000
+
+
+def reference_fid(f1: torch.Tensor, f2: torch.Tensor) -> float:
+    if len(f1) < 2 or len(f2) < 2:
+        raise ValueError("FID needs at least 2 images per set (and many more to mean anything)")
+    return reference_frechet_distance(f1.mean(0), torch.cov(f1.T), f2.mean(0), torch.cov(f2.T))
+
+
+def reference_kid(f1: torch.Tensor, f2: torch.Tensor, subsets: int = 10, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Unbiased MMD² with the cubic polynomial kernel, mean and std over random subsets of ``subset_size``."""
+    n = min(len(f1), len(f2), subset_size)
+    if n < 2:
+        raise ValueError("KID needs at least 2 images per set")
+    d = f1.shape[1]
+    g = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(subsets):
+        x = f1[torch.randperm(len(f1), generator=g)[:n]]
+        y = f2[torch.randperm(len(f2), generator=g)[:n]]
+        kxx, kyy, kxy = ((x @ x.T) / d + 1) ** 3, ((y @ y.T) / d + 1) ** 3, ((x @ y.T) / d + 1) ** 3
+        mmd = (kxx.sum() - kxx.trace()) / (n * (n - 1)) + (kyy.sum() - kyy.trace()) / (n * (n - 1)) - 2 * kxy.mean()
+        values.append(float(mmd))
+    t = torch.tensor(values, dtype=torch.float64)
+    return float(t.mean()), float(t.std()) if len(values) > 1 else 0.0
+
+
 def test_sqrtm_matches_a_reference():
     g = torch.Generator().manual_seed(0)
     q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
     vals = torch.tensor([4.0, 1.0, 0.25, 9.0, 2.0, 0.5], dtype=torch.float64)
     a = q @ torch.diag(vals) @ q.T
     expected = q @ torch.diag(vals.sqrt()) @ q.T
-    assert torch.allclose(fid.sqrtm_psd(a), expected, atol=1e-12)
+    assert torch.allclose(sqrtm_psd(a), expected, atol=1e-12)
     # diagonal covariances: FID = |mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2
     s1, s2 = torch.diag(torch.tensor([1.0, 4.0, 9.0])), torch.diag(torch.tensor([4.0, 4.0, 1.0]))
     mu1, mu2 = torch.zeros(3), torch.tensor([1.0, 0.0, 2.0])
-    assert abs(fid.frechet_distance(mu1, s1, mu2, s2) - (5 + 1 + 0 + 4)) < 1e-9
+    assert abs(reference_frechet_distance(mu1, s1, mu2, s2) - (5 + 1 + 0 + 4)) < 1e-9
 
 
 def image_set(seed, n=12, shift=0):
@@ -78,9 +114,16 @@ def test_fid_and_kid_identical_vs_shifted():
     same = fid.features(net, image_set(0))
     other = fid.features(net, image_set(1))
     shifted = fid.features(net, image_set(1, shift=60))
-    assert abs(fid.fid(base, same)) < 1e-6
-    assert fid.fid(base, shifted) > 10 * fid.fid(base, other) > 0
-    assert fid.kid(base, shifted, subsets=3, subset_size=12)[0] > fid.kid(base, other, subsets=3, subset_size=12)[0]
+    numbers = {name: fid.scores(base, f, kid_subsets=3, kid_subset_size=12)
+               for name, f in (("same", same), ("other", other), ("shifted", shifted))}
+    assert numbers["same"]["fid"] < 1e-6
+    assert numbers["shifted"]["fid"] > 10 * numbers["other"]["fid"] > 0
+    assert numbers["shifted"]["kid"] > numbers["other"]["kid"]
+    # torchmetrics against the previous, hand-written implementation: the same FID, and with subsets of the
+    # whole set the same KID; so the same ordering of every pair of sets
+    for name, f in (("same", same), ("other", other), ("shifted", shifted)):
+        assert abs(numbers[name]["fid"] - reference_fid(base, f)) <= 1e-6 * max(1.0, reference_fid(base, f))
+        assert abs(numbers[name]["kid"] - reference_kid(base, f, subsets=3, subset_size=12)[0]) < 1e-9
 
 
 def test_inception_weights_from_a_file(tmp_path):
@@ -94,6 +137,26 @@ def test_inception_weights_from_a_file(tmp_path):
     with pytest.raises(Exception, match=r"nope.pth does not exist; fetch them with python -m brushwork.pretrained inception \(or download "
                                            r"https://download.pytorch.org/models/inception"):
         fid.inception(tmp_path / "nope.pth")
+
+
+def test_the_standard_fid_inception_from_a_file(tmp_path, monkeypatch):
+    """The FID Inception (torch-fidelity's network) loads from a local file, never the network, and takes images
+    of any size (it resizes inside, as TensorFlow did); a missing file is one line naming the command."""
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+
+    with monkeypatch.context() as m:  # a random-weights file of the right layout, made without a download
+        m.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: {})
+        m.setattr(torch.nn.Module, "load_state_dict", lambda self, state, strict=True: None)
+        torch.manual_seed(0)
+        state = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"]).state_dict()
+    torch.save(state, tmp_path / "fid_inception.pth")
+    monkeypatch.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: pytest.fail("downloaded"))
+    net = fid.feature_net("fid_inception", tmp_path / "fid_inception.pth")
+    mixed = image_set(0, n=3) + [image.resize((64, 40)) for image in image_set(1, n=2)]  # two sizes: two batches
+    assert fid.features(net, mixed, batch_size=8).shape == (5, 2048)
+    with pytest.raises(Exception, match=r"nope.pth does not exist; fetch them with python -m brushwork.pretrained "
+                                        r"fid_inception \(or download https://github.com/toshas/torch-fidelity"):
+        fid.feature_net("fid_inception", tmp_path / "nope.pth")
 
 
 def test_fid_cli_flags_random_inception_and_writes_into_its_out_folder(tmp_path):

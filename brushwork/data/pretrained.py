@@ -45,8 +45,11 @@ CYCLEGAN_MODELS = {
 TORCHVISION_FILES = {
     "vgg16": ("vgg16-397923af.pth", "VGG-16 (fast-style loss network)"),
     "vgg19": ("vgg19-dcbb9e9d.pth", "VGG-19 (Gatys, perceptual losses)"),
-    "inception": ("inception_v3_google-0cc3c7bd.pth", "Inception-v3 (FID / KID)"),
+    "inception": ("inception_v3_google-0cc3c7bd.pth", "torchvision's Inception-v3 (fid.py --features torchvision)"),
 }
+# the standard FID Inception: the TensorFlow graph's weights as torch-fidelity (and torchmetrics) load them
+FID_INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+FID_INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{FID_INCEPTION_FILE}"
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def hub_dir() -> Path:
 
 
 def known() -> list[str]:
-    return list(CYCLEGAN_MODELS) + list(TORCHVISION_FILES)
+    return list(CYCLEGAN_MODELS) + list(TORCHVISION_FILES) + ["fid_inception"]
 
 
 def lookup(name: str, dest: str | os.PathLike | None = None, base_url: str = "") -> Weights:
@@ -79,6 +82,10 @@ def lookup(name: str, dest: str | os.PathLike | None = None, base_url: str = "")
         file, what = TORCHVISION_FILES[name]
         url = f"{base_url.rstrip('/')}/{file}" if base_url else TORCHVISION_URL.format(file=file)
         return Weights(name, url, root / file, what, file.rsplit("-", 1)[1].split(".")[0])
+    if name == "fid_inception":
+        url = f"{base_url.rstrip('/')}/{FID_INCEPTION_FILE}" if base_url else FID_INCEPTION_URL
+        return Weights(name, url, root / FID_INCEPTION_FILE, "the standard FID Inception (FID / KID, as published)",
+                       "6726825d")
     raise BrushworkError(f"unknown weights {name!r}; known: {', '.join(known())}")
 
 
@@ -136,7 +143,8 @@ def fetch_weights(w: Weights, progress=None, retries: int = 3, source: str = "")
 
 
 # a key every file of each kind holds: what says the download is those weights, not a page or other weights
-EXPECTED_KEY = {"vgg16": "features.0.weight", "vgg19": "features.0.weight", "inception": "Conv2d_1a_3x3.conv.weight"}
+EXPECTED_KEY = {"vgg16": "features.0.weight", "vgg19": "features.0.weight", "inception": "Conv2d_1a_3x3.conv.weight",
+                "fid_inception": "Conv2d_1a_3x3.conv.weight"}
 
 
 def check_content(w: Weights) -> None:

@@ -1,13 +1,16 @@
-"""FID and KID between two image sets, from Inception-v3 pool features (2048-d).
+"""FID and KID between two image sets: torchmetrics' metrics on 2048-d Inception pool features.
 
-Weights: torchvision's Inception-v3 (``inception_v3_google-0cc3c7bd.pth`` in the torch hub cache, or a
-path). Numbers from these weights are consistent with each other but not with papers that use the
-TensorFlow Inception graph. Random features (tests) are flagged as not comparable at all.
+Features (``--features``): ``fid_inception``, the standard FID Inception (the TensorFlow graph's weights, as
+torch-fidelity and torchmetrics load them: ``python -m brushwork.pretrained fid_inception``), whose numbers compare
+with published ones; or ``torchvision``, torchvision's Inception-v3 (numbers consistent among themselves only).
+Random features (tests) are flagged as not comparable at all. Each image's features are computed once and handed
+to torchmetrics' FID and KID (which would each run the network again).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -15,7 +18,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from brushwork.core.errors import BrushworkError
-from brushwork.core.linalg import sqrtm_psd
 from brushwork.data.images import IMAGENET_MEAN, IMAGENET_STD, to_unit_tensor
 from brushwork.data.weights import resolve as resolve_weights
 
@@ -42,6 +44,33 @@ def inception(weights: str | os.PathLike | None = None, random_features: bool = 
     return net.eval()
 
 
+class FIDInception(torch.nn.Module):
+    """The standard FID Inception (torch-fidelity's port of the TensorFlow graph), loaded from a local file:
+    takes images in [0, 1] of any one size, resizes them as TensorFlow did (inside), gives 2048-d features."""
+
+    def __init__(self, weights: str | os.PathLike | None = None):
+        super().__init__()
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        path = resolve_weights(weights, "fid_inception", "--inception_weights", "--random_inception")
+        try:
+            self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                                   feature_extractor_weights_path=str(path)).eval()
+        except Exception as e:
+            raise BrushworkError(f"{path}: not the FID Inception weights ({str(e).splitlines()[0][:120]}); fetch "
+                                 "them with python -m brushwork.pretrained fid_inception") from None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x.clamp(0, 1) * 255).round().to(torch.uint8))[0]
+
+
+def feature_net(kind: str, weights: str | os.PathLike | None = None, random_features: bool = False) -> torch.nn.Module:
+    """The feature extractor of ``--features`` (fid_inception or torchvision), or the random test one."""
+    if random_features:
+        return random_feature_net()
+    return FIDInception(weights) if kind == "fid_inception" else inception(weights)
+
+
 def random_feature_net(seed: int = 0) -> torch.nn.Module:
     """A fixed random conv net (256-d): for tests only. A random Inception is useless here: without
     trained batch-norm statistics its activations explode and all images map to nearly one vector."""
@@ -58,40 +87,30 @@ def random_feature_net(seed: int = 0) -> torch.nn.Module:
 
 @torch.no_grad()
 def features(net: torch.nn.Module, images: Iterable[Image.Image], batch_size: int = 32, device="cpu") -> torch.Tensor:
-    """(N, D) float64 features; images are resized to 299x299 (bilinear) and ImageNet-normalised."""
+    """(N, D) float64 features of images in [0, 1]. The FID Inception resizes inside (as TensorFlow did, so each
+    batch holds one image size); the others get 299x299 (bilinear, antialiased) and ImageNet statistics."""
     out, batch = [], []
+    standard = isinstance(net, FIDInception)
 
     def flush():
-        x = torch.stack(batch).to(device)
-        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-        x = (x - MEAN.to(device)) / STD.to(device)
-        out.append(net(x).double().cpu())
+        if standard:
+            out.append(net(torch.stack(batch).to(device)).double().cpu())
+        else:
+            x = torch.cat([F.interpolate(t[None].to(device), size=(299, 299), mode="bilinear", align_corners=False,
+                                         antialias=True) for t in batch])
+            out.append(net((x - MEAN.to(device)) / STD.to(device)).double().cpu())
         batch.clear()
 
     for img in images:
-        batch.append(to_unit_tensor(img))
-        if len(batch) == batch_size:
+        x = to_unit_tensor(img)
+        if batch and (len(batch) == batch_size or (standard and x.shape != batch[0].shape)):
             flush()
+        batch.append(x)
     if batch:
         flush()
     if not out:
         raise BrushworkError("no images to compute features of")
     return torch.cat(out)
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """‖μ1−μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½), with Tr (Σ1Σ2)^½ = Σ √eig(Σ1^½ Σ2 Σ1^½)."""
-    root1 = sqrtm_psd(sigma1.double())
-    inner = root1 @ sigma2.double() @ root1
-    eig = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp_min(0)
-    value = float((mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * eig.sqrt().sum())
-    return max(value, 0.0)  # a distance: rounding of equal sets gives -1e-12, never shown as -0.000
-
-
-def fid(f1: torch.Tensor, f2: torch.Tensor) -> float:
-    if len(f1) < 2 or len(f2) < 2:
-        raise BrushworkError("FID needs at least 2 images per set (and many more to mean anything)")
-    return frechet_distance(f1.mean(0), torch.cov(f1.T), f2.mean(0), torch.cov(f2.T))
 
 
 SMALL_SAMPLE = 50  # below this many images per side FID and KID mostly measure noise
@@ -103,22 +122,40 @@ def kid_subset_size(n_fake: int, n_real: int, requested: int) -> int:
     return requested if requested <= smaller // 2 else max(2, smaller // 2)
 
 
-def kid(f1: torch.Tensor, f2: torch.Tensor, subsets: int = 10, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """Unbiased MMD² with the cubic polynomial kernel, mean and std over random subsets of ``subset_size``."""
-    n = min(len(f1), len(f2), subset_size)
-    if n < 2:
-        raise BrushworkError("KID needs at least 2 images per set")
-    d = f1.shape[1]
-    g = torch.Generator().manual_seed(seed)
-    values = []
-    for _ in range(subsets):
-        x = f1[torch.randperm(len(f1), generator=g)[:n]]
-        y = f2[torch.randperm(len(f2), generator=g)[:n]]
-        kxx, kyy, kxy = ((x @ x.T) / d + 1) ** 3, ((y @ y.T) / d + 1) ** 3, ((x @ y.T) / d + 1) ** 3
-        mmd = (kxx.sum() - kxx.trace()) / (n * (n - 1)) + (kyy.sum() - kyy.trace()) / (n * (n - 1)) - 2 * kxy.mean()
-        values.append(float(mmd))
-    t = torch.tensor(values, dtype=torch.float64)
-    return float(t.mean()), float(t.std()) if len(values) > 1 else 0.0
+class _Precomputed(torch.nn.Module):
+    """Features computed once, handed to torchmetrics as its inputs (its FID and KID would each run the network)."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def scores(f_fake: torch.Tensor, f_real: torch.Tensor, kid_subsets: int, kid_subset_size: int,
+           seed: int = 0) -> dict:
+    """{"fid", "kid", "kid_std"} by torchmetrics' FrechetInceptionDistance and KernelInceptionDistance (the
+    cubic polynomial kernel, subsets drawn from a seeded generator) on the features."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    if len(f_fake) < 2 or len(f_real) < 2:
+        raise BrushworkError("FID and KID need at least 2 images per set (and many more to mean anything)")
+    dim = f_fake.shape[1]
+    fid_metric = FrechetInceptionDistance(feature=_Precomputed(dim)).double()
+    with warnings.catch_warnings():  # it holds the features: they are in memory already (N x 2048 floats)
+        warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
+        kid_metric = KernelInceptionDistance(feature=_Precomputed(dim), subsets=kid_subsets,
+                                             subset_size=kid_subset_size).double()
+    for metric in (fid_metric, kid_metric):
+        metric.update(f_fake.double(), real=False)
+        metric.update(f_real.double(), real=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        kid_mean, kid_std = kid_metric.compute()
+    return {"fid": max(float(fid_metric.compute()), 0.0),  # a distance: equal sets round to -1e-12, never -0.000
+            "kid": float(kid_mean), "kid_std": float(kid_std)}
 
 
 def images_from(source: str, split: str = "test", domain: str = "B") -> Iterator[Image.Image]:

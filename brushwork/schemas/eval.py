@@ -149,7 +149,11 @@ class FIDConfig(Config):
     reals: str = setting("", "real images: a folder, or a shard root", renamed="real")
     split: Literal["train", "test"] = setting("test", "split of a shard root")
     domain: Literal["A", "B"] = setting("A", "domain of a shard root")
-    inception_weights: str = setting("", "torchvision Inception-v3 weights (default: the torch hub cache)")
+    features: Literal["fid_inception", "torchvision"] = setting(
+        "fid_inception", "the feature network: fid_inception (the standard FID Inception: numbers compare with "
+                         "published ones) or torchvision (torchvision's Inception-v3, as earlier versions used)")
+    inception_weights: str = setting("", "weights of that network (default: the torch hub cache, where python -m "
+                                         "brushwork.pretrained fid_inception / inception puts them)")
     random_inception: bool = setting(False, "a fixed random feature net instead of Inception (tests only; the "
                                             "numbers compare with nothing)", renamed="random_features")
     batch_size: int = setting(32, "images per forward pass", min=1, max=4096)
