@@ -13,16 +13,15 @@ in cache and are faster.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
-from brushwork.core.errors import BrushworkError
 from brushwork.models import losses
 from brushwork.models.networks import NLayerDiscriminator, ResnetGenerator, init_weights
 from brushwork.models.pool import ImagePool
 from brushwork.training import checkpoint
+from brushwork.training.base import TrainerBase, rank_seed
 from brushwork.training.trainer import fingerprint
 
 NETWORKS = ("G_A", "G_B", "D_A", "D_B")
@@ -41,7 +40,7 @@ def build_networks(cfg) -> dict[str, torch.nn.Module]:
     return nets
 
 
-class CycleGANTrainer:
+class CycleGANTrainer(TrainerBase):
     """Networks, optimisers, grad scaler, image pools and RNG of one rank.
 
     ``accelerator``: wraps the networks for DDP / autocast / compile; None runs them plain (benchmarks,
@@ -53,35 +52,18 @@ class CycleGANTrainer:
 
     def __init__(self, cfg, accelerator=None, *, rank: int = 0, device: str | torch.device = "cpu",
                  join_passes: bool | None = None, fused_adam: bool | None = None):
-        self.cfg = cfg
-        self.acc = accelerator
-        self.device = accelerator.device if accelerator is not None else torch.device(device)
-        on_gpu = self.device.type == "cuda"
-        self.join_passes = on_gpu if join_passes is None else join_passes
-        fused = on_gpu if fused_adam is None else fused_adam
+        super().__init__(cfg, accelerator, device=device, fused_adam=fused_adam)
+        self.join_passes = self.device.type == "cuda" if join_passes is None else join_passes
         self.arch = {k: getattr(cfg, k) for k in ARCH_FIELDS}
         nets = build_networks(cfg)
-        betas = (cfg.beta1, cfg.beta2)
-        adam = {"lr": cfg.lr, "betas": betas, **({"fused": True} if fused else {})}  # one kernel for the update
-        opt_G = torch.optim.Adam(list(nets["G_A"].parameters()) + list(nets["G_B"].parameters()), **adam)
-        opt_D = torch.optim.Adam(list(nets["D_A"].parameters()) + list(nets["D_B"].parameters()), **adam)
-        self.pools = {"A": ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * rank),
-                      "B": ImagePool(cfg.pool_size, seed=cfg.seed * 1000 + 2 * rank + 1)}
-        if accelerator is not None:
-            *wrapped, opt_G, opt_D = accelerator.prepare(*(nets[n] for n in NETWORKS), opt_G, opt_D)
-            self.nets = dict(zip(NETWORKS, wrapped))
-            self.backward, self.autocast = accelerator.backward, accelerator.autocast
-            self.scaler = accelerator.scaler
-        else:
-            self.nets = {n: net.to(self.device) for n, net in nets.items()}
-            self.backward, self.autocast, self.scaler = torch.Tensor.backward, nullcontext, None
-        self.opt_G, self.opt_D = opt_G, opt_D
-        # checkpoints and the frozen-D pass use the plain modules (no DDP, no compile wrapper)
-        self.plain = {n: self._unwrap(m) for n, m in self.nets.items()}
+        optimizers = {"G": self.adam(list(nets["G_A"].parameters()) + list(nets["G_B"].parameters())),
+                      "D": self.adam(list(nets["D_A"].parameters()) + list(nets["D_B"].parameters()))}
+        self.pools = {d: ImagePool(cfg.pool_size, seed=rank_seed(cfg.seed, rank, stream))
+                      for stream, d in enumerate("AB")}
+        # the frozen-D pass and checkpoints use the plain modules (no DDP, no compile wrapper)
+        self.nets, self.plain = self.prepare({n: nets[n] for n in NETWORKS}, optimizers)
+        self.opt_G, self.opt_D = self.optimizers["G"], self.optimizers["D"]
         self.features = self._perceptual_features()
-
-    def _unwrap(self, net):
-        return self.acc.unwrap_model(net, keep_torch_compile=False) if self.acc is not None else net
 
     def _perceptual_features(self):
         if self.cfg.lambda_perceptual <= 0:
@@ -92,11 +74,6 @@ class CycleGANTrainer:
         return vgg.VGGFeatures(["relu1_2", "relu2_2", "relu3_3"], state).to(self.device).eval()
 
     # -- training --------------------------------------------------------------------------------
-
-    def set_lr(self, lr: float) -> None:
-        for opt in (self.opt_G, self.opt_D):
-            for group in opt.param_groups:
-                group["lr"] = lr
 
     def _both(self, net, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(net(x), net(y)): one batched pass where joining pays and the shapes allow it."""
@@ -160,8 +137,7 @@ class CycleGANTrainer:
     def state_dict(self) -> dict:
         """{"models", "optim", "rank"}: the checkpoint parts this trainer owns (``load_state_dict`` takes them back)."""
         return {"models": {n: self.plain[n].state_dict() for n in NETWORKS},
-                "optim": {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict(),
-                          "scaler": self.scaler.state_dict() if self.scaler is not None else None},
+                "optim": self.optim_state(),
                 "rank": {"pool_A": self.pools["A"].state_dict(), "pool_B": self.pools["B"].state_dict(),
                          "rng_cpu": torch.get_rng_state(),
                          "weights_fingerprint": {n: fingerprint(self.plain[n]) for n in NETWORKS}}}
@@ -170,14 +146,7 @@ class CycleGANTrainer:
         models, optim, rank = state["models"], state["optim"], state["rank"]
         for n in NETWORKS:
             checkpoint.load_state_dict_strict(self.plain[n], models.get(n), f"models.pt[{n!r}]")
-        try:
-            self.opt_G.load_state_dict(optim["G"])
-            self.opt_D.load_state_dict(optim["D"])
-            if optim.get("scaler") and self.scaler is not None:
-                self.scaler.load_state_dict(optim["scaler"])
-        except (KeyError, ValueError, RuntimeError, TypeError) as e:
-            raise BrushworkError(f"optim.pt does not fit these optimisers ({checkpoint.first_line(e)}); resume "
-                                 "from another step folder or start a new --run_dir") from None
+        self.load_optim_state(optim)
         if rank:  # absent when this rank did not exist in the checkpoint's run
             self.pools["A"].load_state_dict(rank["pool_A"], self.device)
             self.pools["B"].load_state_dict(rank["pool_B"], self.device)

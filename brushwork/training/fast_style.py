@@ -14,7 +14,6 @@ The trainer offers the interface ``trainer.TrainingLoop`` drives, exactly as ``C
 from __future__ import annotations
 
 import hashlib
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -28,6 +27,7 @@ from brushwork.gatys import objective as gatys
 from brushwork.models import registry, vgg
 from brushwork.models.style_net import TransformerNet
 from brushwork.training import checkpoint
+from brushwork.training.base import TrainerBase, rank_seed
 from brushwork.training.trainer import fingerprint
 
 MAX_STYLE_SIDE = 1024  # style images larger than this are scaled down (their Grams need no more)
@@ -53,16 +53,16 @@ def load_style_images(paths: tuple[str, ...], size: int | None) -> tuple[list[to
     return images, digests
 
 
-class FastStyleTrainer:
+class FastStyleTrainer(TrainerBase):
     """The transformation network, its optimiser and scaler, the frozen loss network and the style targets."""
 
     kind = "fast_style"
 
-    def __init__(self, cfg, accelerator=None, *, rank: int = 0, device: str | torch.device = "cpu"):
+    def __init__(self, cfg, accelerator=None, *, rank: int = 0, device: str | torch.device = "cpu",
+                 fused_adam: bool | None = None):
         if not cfg.style:
             raise BrushworkError("give --style IMAGE (or --style a.jpg,b.jpg for one network of several styles)")
-        self.cfg, self.acc = cfg, accelerator
-        self.device = accelerator.device if accelerator is not None else torch.device(device)
+        super().__init__(cfg, accelerator, device=device, fused_adam=fused_adam)
         self.data_domains = (cfg.domain,)
         self.styles = [style_name(p) for p in cfg.style]
         style_images, digests = load_style_images(cfg.style, cfg.style_size)
@@ -70,18 +70,9 @@ class FastStyleTrainer:
         self.arch = {"width": cfg.width, "n_styles": len(cfg.style), "styles": digests}
         torch.manual_seed(cfg.seed)  # the same init on every rank
         net = TransformerNet(cfg.width, len(cfg.style))
-        adam = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2),
-                **({"fused": True} if self.device.type == "cuda" else {})}
-        opt = torch.optim.Adam(net.parameters(), **adam)
-        if accelerator is not None:
-            self.net, self.opt = accelerator.prepare(net, opt)
-            self.plain = accelerator.unwrap_model(self.net, keep_torch_compile=False)
-            self.backward, self.autocast, self.scaler = accelerator.backward, accelerator.autocast, accelerator.scaler
-        else:
-            self.net = self.plain = net.to(self.device)
-            self.opt = opt
-            self.backward, self.autocast, self.scaler = torch.Tensor.backward, nullcontext, None
-        self.style_rng = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+        wrapped, plain = self.prepare({"net": net}, {"net": self.adam(net.parameters())})
+        self.net, self.plain, self.opt = wrapped["net"], plain["net"], self.optimizers["net"]
+        self.style_rng = torch.Generator().manual_seed(rank_seed(cfg.seed, rank, 0))
         self.loss_net = self._loss_network()
         self.weights = list(cfg.style_layer_weights) or [1.0] * len(cfg.style_layers)
         with torch.no_grad():
@@ -96,10 +87,6 @@ class FastStyleTrainer:
         return vgg.VGGFeatures(layers, state, pooling="max", arch=cfg.loss_network).to(self.device).eval()
 
     # -- training --------------------------------------------------------------------------------
-
-    def set_lr(self, lr: float) -> None:
-        for group in self.opt.param_groups:
-            group["lr"] = lr
 
     def losses(self, x: torch.Tensor, y: torch.Tensor, styles: torch.Tensor) -> dict[str, torch.Tensor]:
         """Content, style and TV losses of stylised ``y`` for content ``x`` and per-sample style indices."""
@@ -148,20 +135,13 @@ class FastStyleTrainer:
 
     def state_dict(self) -> dict:
         return {"models": {"net": self.plain.state_dict()},
-                "optim": {"net": self.opt.state_dict(),
-                          "scaler": self.scaler.state_dict() if self.scaler is not None else None},
+                "optim": self.optim_state(),
                 "rank": {"rng_cpu": torch.get_rng_state(), "style_rng": self.style_rng.get_state(),
                          "weights_fingerprint": fingerprint(self.plain)}}
 
     def load_state_dict(self, state: dict) -> None:
         checkpoint.load_state_dict_strict(self.plain, state["models"].get("net"), "models.pt['net']")
-        try:
-            self.opt.load_state_dict(state["optim"]["net"])
-            if state["optim"].get("scaler") and self.scaler is not None:
-                self.scaler.load_state_dict(state["optim"]["scaler"])
-        except (KeyError, ValueError, RuntimeError, TypeError) as e:
-            raise BrushworkError(f"optim.pt does not fit this optimiser ({checkpoint.first_line(e)}); resume from "
-                                 "another step folder or start a new --run_dir") from None
+        self.load_optim_state(state["optim"])
         if state["rank"]:
             torch.set_rng_state(state["rank"]["rng_cpu"])
             self.style_rng.set_state(state["rank"]["style_rng"])
