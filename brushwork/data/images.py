@@ -260,9 +260,14 @@ def resized_unit_tensor(img: Image.Image, hw: tuple[int, int]):
 
 
 def fit(img: Image.Image, hw: tuple[int, int]) -> Image.Image:
-    """The one centre-crop-and-resize: ``img`` resized to cover (H, W) with its aspect kept and centre-cropped
-    to it (``ImageOps.fit``, bicubic). Styles fill an output, grid cells and survey images are squares."""
-    return ImageOps.fit(img, (hw[1], hw[0]), Image.Resampling.BICUBIC)
+    """The one centre-crop-and-resize: ``img`` resized (bicubic) to cover (H, W) with its aspect kept, then
+    centre-cropped to it. Styles fill an output, grid cells and survey images are squares. (Resizing the whole
+    image first, not a crop of it as ``ImageOps.fit`` does, keeps Gatys's style inputs as they always were.)"""
+    h, w = hw
+    scale = max(h / img.height, w / img.width)
+    rh, rw = max(h, round(img.height * scale)), max(w, round(img.width * scale))
+    top, left = (rh - h) // 2, (rw - w) // 2
+    return img.resize((rw, rh), Image.Resampling.BICUBIC).crop((left, top, left + w, top + h))
 
 
 def cover_crop(img: Image.Image, hw: tuple[int, int]):
