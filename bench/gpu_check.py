@@ -97,14 +97,14 @@ def step_row(name, mixed_precision, backend, channels_last, join, size, batch, c
 
 
 def loader_row(work: Path, size: int, on_gpu: bool) -> dict:
-    from brushwork.data import shards, synth
+    from brushwork.data import shard_build, synth
     from brushwork.data import stream as data
+    from brushwork.schemas.data import ShardConfig
 
     src = work / "src"
     synth.write_dataset(src, n_train=16, n_test=4, size=size, seed=0)
-    plans = shards.plan_shards(shards.sources_from_layout(src), samples_per_shard=8)
-    shards.write_shards(plans, str(work / "shards"), shards.ShardOptions())
-    shards.write_manifest(plans, str(work / "shards"), {"input": str(src)})
+    shard_build.build(ShardConfig(input=str(src), out=str(work / "shards"), samples_per_shard=8),
+                      say=lambda line: None)  # shard.py's own path
     loader, _ = data.train_loader(str(work / "shards"), batch_size=4, rank=0, world=1, num_workers=2, seed=0,
                                   aug=data.Augment(size, size, flip=True), buffer=16, start_batch=0, pin_memory=True)
     stream = data.batches(loader)

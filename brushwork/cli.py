@@ -59,13 +59,7 @@ def started() -> None:
     distributed.work_started()
 
 
-def rank() -> int:
-    """This process's rank; 0 when RANK is unset or cannot be one (so its error line is still printed)."""
-    try:
-        r = int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0
-    return r if 0 <= r < _world() else 0
+rank = distributed.process_rank  # 0 when RANK is unset or cannot be one: its error line is still printed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,7 +241,7 @@ def main(command: Command | dict[str, Command], argv: list[str] | None = None, p
     code = _run(command, argv, prog, doc)
     if distributed.group_ended():
         _exit_after_distributed(code)
-    if code and distributed.has_started() and _world() > 1:
+    if code and distributed.has_started() and distributed.world_size() > 1:
         # A rank that failed mid-job leaves at once: its teardown (the DataLoader's workers, the process
         # group) can wait forever on ranks still blocked in a collective, and the launcher only stops
         # the others once this process has exited. The line is printed; nothing else is owed.
@@ -255,13 +249,6 @@ def main(command: Command | dict[str, Command], argv: list[str] | None = None, p
         sys.stderr.flush()
         os._exit(code)
     return code
-
-
-def _world() -> int:
-    try:
-        return int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        return 1
 
 
 def _run(command: Command | dict[str, Command], argv: list[str] | None, prog: str | None, doc: str) -> int:

@@ -49,11 +49,8 @@ def main(cfg: FIDConfig) -> int:
               "here; compare runs only with many more images (FID is usually reported on thousands)")
     if cfg.out:
         from brushwork.core.fileio import out_file
-        from brushwork.core.progress import print_line
 
-        path, note = out_file(cfg.out, "fid.json")
-        if note:
-            print_line(note)
+        path = out_file(cfg.out, "fid.json")
         atomic_write_text(path, json.dumps(result, indent=1) + "\n")
         config.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
         print(f"numbers: {path}")

@@ -23,11 +23,8 @@ def main(cfg: PlotsConfig) -> int:
 
         raise BrushworkError("name the run dir to plot, e.g. runs/cyclegan-monet")
     from brushwork.core.fileio import out_file
-    from brushwork.core.progress import print_line
 
-    path, note = out_file(cfg.out or cfg.run, "losses.png")
-    if note:
-        print_line(note)
+    path = out_file(cfg.out or cfg.run, "losses.png")
     scalars = plots.read_scalars(cfg.run)
     path, drawn = plots.loss_plot(scalars, path, title=f"{cfg.run}: losses")
     config.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")

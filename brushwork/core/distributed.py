@@ -11,6 +11,23 @@ _work_started = False  # set once a command's work begins: errors from then on a
 _group_ended = False    # set by end_process_group: this process's process group is gone
 
 
+def world_size() -> int:
+    """WORLD_SIZE from the launcher; 1 when unset or not a number."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def process_rank() -> int:
+    """This process's rank; 0 when RANK is unset or cannot be one (so that process still speaks)."""
+    try:
+        r = int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+    return r if 0 <= r < world_size() else 0
+
+
 def work_started() -> None:
     """From here on errors are rank-specific: every rank prints its own (set-up errors: rank 0 only)."""
     global _work_started

@@ -207,12 +207,14 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def out_file(out: str | os.PathLike, name: str) -> tuple[Path, str]:
-    """(the file a tool writes into its --out folder, a note or ""). --out names a folder in every command; an
-    --out that ends in the file's own suffix (the earlier meaning: the file itself) is still honoured, with a
-    note saying so."""
+def out_file(out: str | os.PathLike, name: str) -> Path:
+    """The file a tool writes into its --out folder. --out names a folder in every command; an --out that ends in
+    the file's own suffix (the earlier meaning: the file itself) is still honoured, with a note on stderr."""
     path = Path(out)
-    if path.suffix.lower() == Path(name).suffix.lower():
-        return path, (f"note: --out {out} names a file; --out is a folder in every command now (--out "
-                      f"{path.parent} writes {path.parent / name}); writing {path} as asked")
-    return path / name, ""
+    if path.suffix.lower() != Path(name).suffix.lower():
+        return path / name
+    from brushwork.core.log import warn
+
+    warn(f"note: --out {out} names a file; --out is a folder in every command now (--out {path.parent} writes "
+         f"{path.parent / name}); writing {path} as asked")
+    return path

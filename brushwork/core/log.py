@@ -9,20 +9,12 @@ bars and lines keep their own stream (``progress.Progress``).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
+from brushwork.core.distributed import process_rank
 from brushwork.core.progress import print_line
 
 LOGGER = "brushwork"
-
-
-def process_rank() -> int:
-    """This process's rank from the launcher's environment; 0 when unset or not a number."""
-    try:
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0
 
 
 class _RankFilter(logging.Filter):

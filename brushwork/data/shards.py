@@ -124,7 +124,7 @@ def sources_from_layout(root: str | os.PathLike, plain_domain: str = "B") -> lis
     for folder, (split, domain) in SPLIT_FOLDERS.items():
         if (root / folder).is_dir():
             found += _sources_from_folder(root / folder, split, domain, prefix=folder)
-    if not any((root / f).is_dir() for f in SPLIT_FOLDERS):
+    if is_plain_folder(root):
         found = _sources_from_folder(root, "train", plain_domain, prefix=f"train{plain_domain}")
         if not found:
             raise BrushworkError(f"{root}: no images and no trainA/ trainB/ (testA/ testB/) inside; pass a dataset "

@@ -13,7 +13,6 @@ from brushwork.core import config
 from brushwork.core.errors import BrushworkError
 from brushwork.core.fileio import atomic_write_text, out_file, save_figure
 from brushwork.core.log import say
-from brushwork.core.progress import print_line
 from brushwork.data.images import load_image, save_image
 from brushwork.evaluation.grids import caption_font, fit_text
 from brushwork.gatys import gatys_run
@@ -106,9 +105,7 @@ def fig4(cfg: Fig4Config) -> int:
     ax.set_title("Total loss while rendering")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path, note = out_file(cfg.out, "fig4.png")
-    if note:
-        print_line(note)
+    path = out_file(cfg.out, "fig4.png")
     save_figure(fig, path)
     plt.close(fig)
     config.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
