@@ -13,6 +13,7 @@ and spreads of every step and the overhead.
 """
 
 from brushwork import cli
+from brushwork.core import distributed
 from brushwork.schemas.bench import DDPBench
 
 if __name__ == "__main__":  # --help answers before torch is imported (that takes seconds)
@@ -76,7 +77,7 @@ def run(cfg: DDPBench) -> int:
     if acc.is_main_process:
         print(json.dumps({"processes": acc.num_processes, "size": cfg.size, "block_conv": cfg.block_conv,
                           "s_per_step": statistics.median(times), "all": [round(t, 3) for t in times]}))
-    cli.end_distributed()
+    distributed.end_process_group()
     return 0
 
 

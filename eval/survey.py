@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from brushwork import cli
-from brushwork.core import config
+from brushwork.core import records
 from brushwork.core.errors import BrushworkError
 from brushwork.evaluation import survey
 from brushwork.schemas.eval import SurveyBuildConfig, SurveyScoreConfig, SurveySimulateConfig
@@ -35,7 +35,7 @@ def build(cfg: SurveyBuildConfig) -> int:
     # config and zip go beside the package, never into it
     out = Path(cfg.out).resolve()
     key = survey.build(cfg.fakes, cfg.reals, str(out), cfg.n, cfg.image_size, cfg.quality, cfg.seed, cfg.title, cfg.zip)
-    config.write_resolved(cfg, survey.answers_dir(out), "build_config.toml")
+    records.write_resolved(cfg, survey.answers_dir(out), "build_config.toml")
     print(f"survey package: {out}/index.html ({len(key['order'])} images)" + (f", {out}.zip" if cfg.zip else ""))
     print(f"answer key (keep it, do not send it): {survey.key_path(out)}")
     return 0
@@ -52,7 +52,7 @@ def score(cfg: SurveyScoreConfig) -> int:
         raise BrushworkError(f"no valid responses among {len(cfg.responses)} file(s)")
     result = survey.score(key, tally)
     written = survey.write_report(result, cfg.out)
-    config.write_resolved(cfg, cfg.out, "score_config.toml")
+    records.write_resolved(cfg, cfg.out, "score_config.toml")
     low, high = result["wilson95"]
     print(f"{result['responses']} responses: generated images judged real {100 * result['generated_judged_real_rate']:.1f} % "
           f"(95 % CI {100 * low:.1f}-{100 * high:.1f} %); wrote {', '.join(str(p) for p in written)}")
@@ -63,7 +63,7 @@ def simulate(cfg: SurveySimulateConfig) -> int:
     if not cfg.key:
         raise BrushworkError("simulate needs the key file")
     paths = survey.simulate(survey.read_key(cfg.key), cfg.raters, cfg.out, cfg.accuracy, cfg.seed)
-    config.write_resolved(cfg, cfg.out, "simulate_config.toml")
+    records.write_resolved(cfg, cfg.out, "simulate_config.toml")
     print(f"{len(paths)} synthetic responses in {cfg.out}")
     return 0
 

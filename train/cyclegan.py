@@ -25,14 +25,14 @@ of processes (the LR follows images seen). With stdout in a log file, a plain pr
 import sys
 
 from brushwork import cli
-from brushwork.core import config
+from brushwork.core import presets
 from brushwork.schemas.train import CycleGANConfig
 
 
 def default_preset(flags: dict) -> str | None:
     """brushwork/presets/cyclegan/{dataset}.toml when there is one (monet, cezanne, ukiyoe, vangogh)."""
     dataset = str(flags.get("dataset", CycleGANConfig().dataset))
-    return dataset if (config.CONFIG_ROOT / "cyclegan" / f"{dataset}.toml").is_file() else None
+    return dataset if (presets.CONFIG_ROOT / "cyclegan" / f"{dataset}.toml").is_file() else None
 
 
 def main(cfg: CycleGANConfig) -> int:

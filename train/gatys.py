@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from brushwork import cli
-from brushwork.core import config
+from brushwork.core import distributed, records
 from brushwork.core.errors import BrushworkError
 from brushwork.core.progress import Progress, print_line
 from brushwork.schemas.gatys import GatysConfig
@@ -56,7 +56,7 @@ def main(cfg: GatysConfig) -> int:
     todo_all = gatys_run.pairs_to_render(out, pairs, cfg.overwrite)
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        config.write_resolved(cfg, out, "gatys_config.toml")
+        records.write_resolved(cfg, out, "gatys_config.toml")
         for f in refused:
             fail_line(f.name, f.reason)
     todo_names = {p.name for p in todo_all}
@@ -72,7 +72,7 @@ def main(cfg: GatysConfig) -> int:
             fail_line(pair.name, str(e))
     del headers
 
-    cli.started()
+    distributed.work_started()
     rendered = 0
     if cfg.random_vgg and state.is_main_process and planned:
         print("warning: random VGG-19 weights (--random_vgg): fine for tests, results are not artistic",
@@ -99,7 +99,7 @@ def main(cfg: GatysConfig) -> int:
     if state.is_main_process and world > 1:
         print_line(f"all ranks: rendered {total[0]}, already done {total[1]}, failed {total[2]} of "
                    f"{len(pairs) + len(refused)} pairs", sys.stdout)
-    cli.end_distributed()
+    distributed.end_process_group()
     if total[2] and total[0] + total[1] == 0:
         raise BrushworkError(f"every pair failed ({total[2]}); see the lines above")
     return 0

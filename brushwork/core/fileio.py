@@ -13,12 +13,12 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from brushwork.core.errors import BrushworkError
+from brushwork.core.errors import BrushworkError, ConfigError
 
 MAX_NAME_BYTES = 200  # leaves room for suffixes under the usual 255-byte limit
 
@@ -218,3 +218,28 @@ def out_file(out: str | os.PathLike, name: str) -> Path:
     warn(f"note: --out {out} names a file; --out is a folder in every command now (--out {path.parent} writes "
          f"{path.parent / name}); writing {path} as asked")
     return path
+
+
+def refuse_output_inside(out: str, inputs: Mapping[str, str]) -> None:
+    """ConfigError when ``out`` is an input folder (given as flag -> folder) or lies inside one: input
+    folders are searched recursively, so the next run would read the outputs as inputs."""
+    for flag, folder in inputs.items():
+        if is_within(out, folder):
+            raise ConfigError(f"--out {out} is inside {flag} {folder}: the next run would read the outputs as "
+                              "inputs; choose an --out outside it")
+
+
+def refuse_output_file(flag: str, path: str, reads: Mapping[str, str], overwrite: bool = False,
+                       suffix: str = "") -> None:
+    """ConfigError when the output file ``path`` would replace something the user owns: a file or
+    folder the command reads (given as flag -> path; a folder also covers what lies inside it), a file
+    without the expected ``suffix``, or (without ``overwrite``) any file already there."""
+    if not path:
+        return
+    if suffix and not path.lower().endswith(suffix):
+        raise ConfigError(f"{flag} {path}: the file name must end in {suffix}")
+    for other, read in reads.items():
+        if read and (os.path.realpath(path) == os.path.realpath(read) or is_within(path, read)):
+            raise ConfigError(f"{flag} {path} would overwrite what {other} {read} holds; write it elsewhere")
+    if os.path.exists(path) and not overwrite:
+        raise ConfigError(f"{flag} {path} already exists; --overwrite replaces it, or choose another name")

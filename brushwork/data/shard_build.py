@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from brushwork.core.config import to_toml
 from brushwork.core.errors import BrushworkError
 from brushwork.core.progress import Progress
+from brushwork.core.records import to_toml
 from brushwork.data import shards
 from brushwork.schemas.data import ShardConfig
 

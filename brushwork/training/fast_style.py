@@ -170,19 +170,17 @@ def _net_from_state(state, what: str) -> TransformerNet:
 def style_paths_of(source: str | Path) -> list[str]:
     """The style image files a run (or the run above an export/net.pth) was trained on, as its config.toml names
     them; [] when unknown."""
-    from brushwork.core import config
 
     source = Path(source)
     run = source if source.is_dir() else source.parent.parent if source.parent.name == "export" else None
     if run is None or not (run / "config.toml").is_file():
         return []
-    return [str(p) for p in config.read_resolved(run / "config.toml", records.RunConfig).get("style", [])]
+    return [str(p) for p in records.read_resolved(run / "config.toml", records.RunConfig).get("style", [])]
 
 
 def load_stylizer(source: str | Path, step: int | None = None) -> tuple[TransformerNet, str, list[str]]:
     """(network, which weights, style names) from a run dir (newest checkpoint or ``step``) or an exported .pth."""
 
-    from brushwork.core import config
 
     source = Path(source)
     if source.is_dir():
@@ -191,7 +189,7 @@ def load_stylizer(source: str | Path, step: int | None = None) -> tuple[Transfor
         models = checkpoint.load_file(ckpt / "models.pt")
         registry.expect(source, "fast_style", registry.kind_of_state(models))  # a run made before kinds were recorded
         net = _net_from_state(models.get("net") if isinstance(models, dict) else models, f"{ckpt / 'models.pt'}")
-        styles = [style_name(p) for p in config.read_resolved(source / "config.toml", records.RunConfig).get("style", [])]
+        styles = [style_name(p) for p in records.read_resolved(source / "config.toml", records.RunConfig).get("style", [])]
         used = f"fast-style network of {source} at step {checkpoint.step_of(ckpt)} ({ckpt / 'models.pt'})"
     elif source.is_file():
         if step is not None:
