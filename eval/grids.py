@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Sample grids of trained runs on test images, and the three methods side by side.
+"""Sample grids of trained runs on test images, and the four methods side by side.
 
   python eval/grids.py runs/cyclegan-monet --out grids/ [--rows 4] [--seed 0] [--cell_size 256] [--step N]
   python eval/grids.py runs/cyclegan-monet runs/cyclegan-cezanne runs/cyclegan-ukiyoe runs/cyclegan-vangogh --out grids/
-  python eval/grids.py --compare renders/ runs/fast-starry runs/cyclegan-vangogh --content photos/ --out grids/
+  python eval/grids.py --compare renders/ runs/fast-starry runs/adain runs/cyclegan-vangogh --content photos/ --out grids/
 
 For each CycleGAN run: RUN_A.png (real A | fake B | reconstructed A) and RUN_B.png (real B | fake A |
 reconstructed B), ROWS test images chosen with --seed, centre-cropped to --size. With several runs
@@ -13,8 +13,9 @@ repeats). Test images come from each run's shards (its config.toml 'data'), or -
 root or a folder with testA/ testB/). Each run's newest checkpoint is used, or --step N.
 
 --compare lays out the methods on the same photos (--content, default the first CycleGAN run's
-test photos): one column per Gatys render folder and style, per fast-style run and style, and per
-CycleGAN run (photo -> painting), each labelled. OUT also receives grids_config.toml.
+test photos): one column per Gatys render folder and style, per fast-style run and style, per AdaIN run
+and style (--style, default the styles of the Gatys folders and fast-style runs in the grid: the same
+paintings by every method), and per CycleGAN run (photo -> painting), each labelled. OUT also receives grids_config.toml.
 """
 
 import sys

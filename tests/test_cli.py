@@ -23,11 +23,11 @@ def pretrained_command():
 
 
 SCRIPTS = ["data_prep/synth.py", "data_prep/check_images.py", "data_prep/download.py", "data_prep/shard.py",
-           "train/cyclegan.py", "train/gatys.py", "train/fast_style.py",
+           "train/cyclegan.py", "train/gatys.py", "train/fast_style.py", "train/adain.py",
            "eval/translate.py", "eval/stylize.py", "eval/grids.py", "eval/plots.py", "eval/fid.py",
            "eval/gatys_figures.py", "eval/survey.py",
            "bench/train_step.py", "bench/compare_original.py", "bench/roofline.py", "bench/profile_step.py",
-           "bench/conv.py", "bench/ddp_overhead.py", "bench/gatys.py", "bench/loader.py", "bench/fast_style.py",
+           "bench/conv.py", "bench/ddp_overhead.py", "bench/gatys.py", "bench/loader.py", "bench/fast_style.py", "bench/adain.py",
            "bench/gpu_check.py"]
 
 

@@ -44,7 +44,7 @@ from brushwork.data.images import to_tensor
 from brushwork.data.shard_reader import ShardRef, read_samples
 from brushwork.data.shards import read_manifest, shard_refs
 
-DOMAIN_IDS = {"A": 0, "B": 1}
+DOMAIN_IDS = {"A": 0, "B": 1, "content": 2, "style": 3}  # a stream's key seeds its order
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,8 @@ def domain_stream(shards: DomainShards, *, seed: int, slot: int, layout: Layout,
 class Augment:
     """The original training transforms (``--preprocess``), then a random flip; ``train=False``: square resize.
 
-    ``center`` (fast style): the shorter side to ``load_size``, then the centre ``crop_size`` square.
+    ``center`` (fast style): the shorter side to ``load_size``, then the centre ``crop_size`` square;
+    ``shorter_side_and_crop`` (AdaIN): the shorter side to ``load_size``, then a random ``crop_size`` square.
     """
 
     load_size: int = 286
@@ -271,12 +272,13 @@ def preprocess_image(img: Image.Image, aug: Augment, crop_pos: tuple[int, int] |
     The crop position is ``crop_pos`` if given, else drawn from ``rng`` over the valid range.
     """
     mode = aug.preprocess
-    if mode == "center":  # fast style (as pytorch/examples): shorter side to load_size, centre crop
-        scale = aug.load_size / min(img.size)
+    if mode in ("center", "shorter_side_and_crop"):  # shorter side to load_size; then (fast style, as
+        scale = aug.load_size / min(img.size)     # pytorch/examples) the centre square, or (AdaIN) a random one
         img = img.resize((max(aug.crop_size, round(img.width * scale)), max(aug.crop_size, round(img.height * scale))),
                          Image.Resampling.BICUBIC)
-        left, top = (img.width - aug.crop_size) // 2, (img.height - aug.crop_size) // 2
-        return img.crop((left, top, left + aug.crop_size, top + aug.crop_size))
+        if mode == "center":
+            left, top = (img.width - aug.crop_size) // 2, (img.height - aug.crop_size) // 2
+            return img.crop((left, top, left + aug.crop_size, top + aug.crop_size))
     if "resize" in mode:
         img = img.resize((aug.load_size, aug.load_size), Image.Resampling.BICUBIC)
     elif "scale_width" in mode:
@@ -394,10 +396,17 @@ def steps_per_epoch(domains: list[DomainShards], batch_size: int, world: int) ->
 
 def train_loader(root: str, *, batch_size: int, rank: int, world: int, num_workers: int, seed: int,
                  aug: Augment, buffer: int = 256, start_batch: int = 0, pin_memory: bool = False,
-                 split: str = "train", domains: tuple[str, ...] = ("A", "B")) -> tuple[DataLoader, int]:
-    """(endless DataLoader of batches for one rank, steps per epoch)."""
-    manifest = read_manifest(root)
-    shards = [domain_shards(root, split, d, manifest) for d in domains]
+                 split: str = "train", domains: tuple[str, ...] = ("A", "B"),
+                 sources: tuple[tuple[str, str, str], ...] = ()) -> tuple[DataLoader, int]:
+    """(endless DataLoader of batches for one rank, steps per epoch). The batches hold ``domains`` of ``root``,
+    or with ``sources`` (key, root, domain) each key's domain of its own root (AdaIN: photos and paintings
+    from two datasets)."""
+    if sources:
+        shards = [DomainShards(key, tuple(shard_refs(where, read_manifest(where), split, domain)))
+                  for key, where, domain in sources]
+    else:
+        manifest = read_manifest(root)
+        shards = [domain_shards(root, split, d, manifest) for d in domains]
     epoch = steps_per_epoch(shards, batch_size, world)
     dataset = DomainBatches(shards, batch_size=batch_size, rank=rank, world=world, num_workers=num_workers,
                             seed=seed, aug=aug, buffer=buffer, start_batch=start_batch)

@@ -123,6 +123,20 @@ def compare_grid(cfg: GridsConfig, out: Path) -> None:
             for index, style in enumerate(styles):
                 columns.append(net((x + 1) / 2, index).clamp(0, 1) * 2 - 1)  # the network works in [0, 1]
                 labels.append(f"fast style: {style}")
+        elif kind == "adain":
+            from brushwork.training.adain import load_model, load_styles
+
+            net, used = load_model(run, cfg.step)
+            say(f"{run}: {used}")
+            paths = compare_styles(cfg)
+            if not paths:
+                raise BrushworkError(f"{run}: an AdaIN run paints any style: give --style IMAGE[,IMAGE...] (or put a "
+                                     "Gatys render folder or a fast-style run in the grid: their styles are used)")
+            styles, _ = load_styles(tuple(paths), cfg.cell_size)
+            x = torch.stack([square(p, cfg.cell_size) for p in photos])
+            for path, style in zip(paths, styles):
+                columns.append(net.stylize((x + 1) / 2, [style]) * 2 - 1)
+                labels.append(f"AdaIN: {Path(path).stem}")
         else:
             G_B, used = translate.load_generator(run, "BtoA", cfg.step)
             say(f"{run}: {used}")
@@ -131,6 +145,26 @@ def compare_grid(cfg: GridsConfig, out: Path) -> None:
     path = out / "compare_methods.png"
     save_image(labelled_grid(columns, labels), path)
     say(f"methods side by side ({', '.join(labels[1:])}): {path}")
+
+
+def compare_styles(cfg: GridsConfig) -> list[str]:
+    """The style images AdaIN columns paint with: --style, else those of the grid's fast-style runs and Gatys
+    render folders (so every method shows the same paintings)."""
+    if cfg.style:
+        return list(cfg.style)
+    from brushwork.data.images import find_images
+    from brushwork.training.fast_style import style_paths_of
+
+    found: list[str] = []
+    for run in cfg.runs:
+        kind = run_kind(run)
+        if kind == "fast_style":
+            found += style_paths_of(run)
+        elif kind == "gatys":
+            style = records.read_resolved(Path(run) / "gatys_config.toml").get("style", "")
+            for path in (style if isinstance(style, list) else [style]):
+                found += [str(p) for p in find_images(path)] if Path(path).is_dir() else [path]
+    return list(dict.fromkeys(p for p in found if Path(p).is_file()))
 
 
 def gatys_columns(folder: str, items: list[SourceImage], size: int) -> dict[str, torch.Tensor]:

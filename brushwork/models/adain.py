@@ -76,10 +76,18 @@ class AdaINNet(nn.Module):
 
     def losses(self, content: torch.Tensor, style: torch.Tensor, style_weight: float) -> dict[str, torch.Tensor]:
         """{"content", "style"} of one training batch (the style term already times λ)."""
-        t, _ = self.target(content, [style])
-        out = self.decoder(t)
-        feats_out, feats_style = self.encoder(out), self.encoder(style)
-        content_loss = F.mse_loss(feats_out[CONTENT_LAYER], t)
-        style_loss = sum(F.mse_loss(a, b) for layer in STYLE_LAYERS
-                         for a, b in zip(mean_std(feats_out[layer]), mean_std(feats_style[layer])))
-        return {"content": content_loss, "style": style_weight * style_loss}
+        return losses(self.encoder, self.decoder, content, style, style_weight)[0]
+
+
+def losses(encoder: nn.Module, decoder: nn.Module, content: torch.Tensor, style: torch.Tensor, style_weight: float
+           ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """({"content", "style" (already times λ)}, the decoded batch): content = MSE(f(g(t)), t) at relu4_1, style =
+    Σ over relu1_1..relu4_1 of MSE of the means + MSE of the standard deviations. ``decoder`` may be DDP-wrapped."""
+    feats_content, feats_style = encoder(content), encoder(style)
+    t = adain(feats_content[CONTENT_LAYER], feats_style[CONTENT_LAYER])
+    out = decoder(t)
+    feats_out = encoder(out)
+    content_loss = F.mse_loss(feats_out[CONTENT_LAYER], t)
+    style_loss = sum(F.mse_loss(a, b) for layer in STYLE_LAYERS
+                     for a, b in zip(mean_std(feats_out[layer]), mean_std(feats_style[layer])))
+    return {"content": content_loss, "style": style_weight * style_loss}, out

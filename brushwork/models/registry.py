@@ -27,6 +27,7 @@ class ModelKind:
 KINDS = {kind.name: kind for kind in (
     ModelKind("cyclegan", "CycleGAN", "eval/translate.py", "train/cyclegan.py", ("G_A", "model.1.weight")),
     ModelKind("fast_style", "fast-style", "eval/stylize.py", "train/fast_style.py", ("net", "down.0.norm.weight")),
+    ModelKind("adain", "AdaIN", "eval/stylize.py", "train/adain.py", ("decoder",)),
 )}
 
 
@@ -66,7 +67,7 @@ def expect(source: str | Path, wanted: str, found: str | None, *, is_file: bool 
                              f"{want.tool} applies {want.title} models")
     if is_file:
         raise BrushworkError(f"{source}: {have.title} weights, not {want.title} weights; use {have.tool}")
-    raise BrushworkError(f"{source}: a {have.title} run, not a {want.title} run; use {have.tool} {source}")
+    raise BrushworkError(f"{source}: {_a(have.title)} run, not {_a(want.title)} run; use {have.tool} {source}")
 
 
 def expect_resumable(meta: dict, kind: str, path: Path) -> None:
@@ -75,5 +76,9 @@ def expect_resumable(meta: dict, kind: str, path: Path) -> None:
     if found and found != kind:
         other = KINDS.get(found)
         where = f"; resume it with {other.trainer}" if other else ""
-        raise BrushworkError(f"{path} is a checkpoint of a {other.title if other else found} run, not a "
-                             f"{KINDS[kind].title} run{where}, or start a new --run_dir")
+        raise BrushworkError(f"{path} is a checkpoint of {_a(other.title if other else found)} run, not "
+                             f"{_a(KINDS[kind].title)} run{where}, or start a new --run_dir")
+
+
+def _a(title: str) -> str:
+    return f"{'an' if title[:1] in 'AEIOU' else 'a'} {title}"

@@ -147,3 +147,18 @@ class MutationsConfig(Config):
     only: tuple[str, ...] = setting((), "run only these mutations (their numbers or names; default: all)")
     list: bool = setting(False, "list the mutations and the tests meant to catch each, then exit")
     timeout: int = setting(900, "seconds a mutant's tests may take before it counts as not caught", min=10)
+
+
+@dataclass(frozen=True)
+class AdaINBench(Config):
+    """``bench/adain.py``: AdaIN's training step and stylise time against fast style and Gatys, one run."""
+
+    train_size: int = setting(256, "training step crop (px; the paper: 256)", min=16, max=2048)
+    train_batch: int = setting(8, "training step batch (the paper: 8)", min=1)
+    stylize_size: int = setting(512, "stylise / Gatys image size (px)", min=16, max=4096)
+    iters: int = setting(3, "timed training steps", min=1)
+    images: int = setting(4, "images stylised, per method, alternating AdaIN and fast style", min=1)
+    gatys_iterations: int = setting(300, "Gatys iterations per image; its seconds are extrapolated from --gatys_timed",
+                                    min=1)
+    gatys_timed: int = setting(3, "Gatys iterations actually timed", min=1)
+    threads: int = setting(2, "torch threads", min=1, max=1024)

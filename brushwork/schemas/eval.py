@@ -87,16 +87,28 @@ class TranslateConfig(ApplyConfig):
 
 @dataclass(frozen=True)
 class StylizeConfig(ApplyConfig):
-    """``eval/stylize.py``: apply a trained fast-style network, full resolution, batched by size."""
+    """``eval/stylize.py``: apply a trained fast-style network or AdaIN model, full resolution, batched by size."""
 
-    run: str = setting("", "a fast-style run dir (its newest checkpoint, or --step N) or an exported .pth",
-                       positional=True)
+    run: str = setting("", "a run dir of train/fast_style.py or train/adain.py (its newest checkpoint, or --step N), "
+                           "a fast-style export .pth, or an AdaIN export folder", positional=True)
     step: int | None = setting(None, "with a run dir: use the checkpoint of this step (default: the newest)", min=0)
-    style_index: int = setting(0, "which style of a multi-style network", min=0, role=RENDER)
-    style_mix: tuple[float, ...] = setting((), "blend the styles of a multi-style network with these weights, "
-                                               "e.g. 0.3,0.7 (instead of --style_index)", min=0, role=RENDER)
-    onnx: str = setting("", "also export the network with this style to this ONNX file (input [0, 1], dynamic "
-                            "batch/height/width, sides multiples of 4) and check it against torch with onnxruntime")
+    style_index: int = setting(0, "fast style: which style of a multi-style network", min=0, role=RENDER)
+    style_mix: tuple[float, ...] = setting((), "fast style: blend the styles of a multi-style network with these "
+                                               "weights, e.g. 0.3,0.7 (instead of --style_index)", min=0, role=RENDER)
+    style: tuple[str, ...] = setting((), "AdaIN: the style image(s), any painting; several are interpolated "
+                                         "(--style_weights)", role=RENDER)
+    style_weights: tuple[float, ...] = setting((), "AdaIN: one weight per --style image (default: equal)", min=0,
+                                               role=RENDER)
+    alpha: float = setting(1.0, "AdaIN: content-style trade-off (the paper's eq. 13): 0 gives the content back "
+                                "through the decoder, 1 the full style", min=0, max=1, role=RENDER)
+    preserve_color: bool = setting(False, "AdaIN: keep the photo's colours (each style image's colours are first "
+                                          "matched to the photo's mean and covariance, as the paper's section 7)",
+                                   role=RENDER)
+    style_size: int | None = setting(512, "AdaIN: scale each style image so its shorter side is this (the paper's "
+                                          "code: 512); none keeps it as it is", min=16, max=16384, role=RENDER)
+    onnx: str = setting("", "also export to this ONNX file and check it against torch with onnxruntime: a fast-style "
+                            "network with its style fixed (input image), or the AdaIN model (inputs content and "
+                            "style); float32 NCHW RGB in [0, 1], dynamic batch/height/width")
     domain: Literal["A", "B"] = setting("B", "with a shard root as --input: which domain")
 
     def check(self) -> None:
@@ -106,6 +118,11 @@ class StylizeConfig(ApplyConfig):
         if self.style_mix and not math.isfinite(sum(self.style_mix)):
             raise ConfigError("--style_mix weights add up to more than a float holds; give relative weights such "
                               "as 0.3,0.7")
+        if self.style_weights and len(self.style_weights) != len(self.style):
+            raise ConfigError(f"{len(self.style_weights)} --style_weights for {len(self.style)} --style image(s); give "
+                              "one weight per style image")
+        if self.style_weights and sum(self.style_weights) <= 0:
+            raise ConfigError("--style_weights must not all be zero")
         if self.style_mix and self.style_index:
             raise ConfigError(f"--style_index {self.style_index} and --style_mix both pick the style: give one "
                               f"(--style_mix with a 1 for style {self.style_index} and 0 elsewhere is the same)")
@@ -113,7 +130,7 @@ class StylizeConfig(ApplyConfig):
     def check_inputs(self) -> None:
         super().check_inputs()
         if not self.run:
-            raise ConfigError("give RUN: a fast-style run dir or an exported .pth file")
+            raise ConfigError("give RUN: a fast-style or AdaIN run dir, or an exported model")
         refuse_output_file("--onnx", self.onnx, {"RUN": self.run, "--input": self.input}, self.overwrite, ".onnx")
 
 
@@ -121,8 +138,8 @@ class StylizeConfig(ApplyConfig):
 class GridsConfig(Config):
     """``eval/grids.py``: labelled sample grids of trained runs (and the methods side by side)."""
 
-    runs: tuple[str, ...] = setting((), "CycleGAN run dirs (and with --compare: fast-style run dirs and Gatys "
-                                        "render folders)", positional=True)
+    runs: tuple[str, ...] = setting((), "CycleGAN run dirs (and with --compare: fast-style and AdaIN run dirs and "
+                                        "Gatys render folders)", positional=True)
     out: str = setting("", "output folder (default: RUN/grids of the first run, named in the first line)")
     rows: int = setting(4, "test images per grid", min=1, max=256)
     seed: int = setting(0, "which test images (seeded choice)", min=0)
@@ -130,8 +147,11 @@ class GridsConfig(Config):
     data: str = setting("", "test images: a shard root or a folder with testA/ testB/ (default: each run's data)")
     step: int | None = setting(None, "use the checkpoints of this step (default: each run's newest)", min=0)
     compare: bool = setting(False, "one grid of the methods side by side on the same photos: Gatys renders, "
-                                   "fast-style outputs and CycleGAN translations (one column per run)")
+                                   "fast-style and AdaIN outputs and CycleGAN translations (columns per run and "
+                                   "style)")
     content: str = setting("", "with --compare: the photos (a folder; default: the first CycleGAN run's testB)")
+    style: tuple[str, ...] = setting((), "with --compare: the style images AdaIN runs paint with (default: the "
+                                         "styles of the grid's Gatys folders and fast-style runs)")
 
 
 @dataclass(frozen=True)

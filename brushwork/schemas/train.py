@@ -147,3 +147,46 @@ class FastStyleConfig(TrainConfig):
         repeated = sorted({s for s in self.style if self.style.count(s) > 1})
         if repeated:
             raise ConfigError(f"--style lists {', '.join(repeated)} more than once; give each style image once")
+
+
+@dataclass(frozen=True)
+class AdaINConfig(TrainConfig):
+    """``train/adain.py``: arbitrary style by adaptive instance normalisation (Huang & Belongie 2017). Defaults are
+    the paper's (section 6.1 and its code): λ = 10, Adam lr 1e-4 with lr / (1 + 5e-5 · iteration), batch 8, images
+    rescaled to 512 on the shorter side then randomly cropped to 256."""
+
+    content_domain: Literal["A", "B"] = setting("B", "which domain of --data (or of --content_data) holds the content "
+                                                     "photos (B: photos in the original datasets)")
+    style_domain: Literal["A", "B"] = setting("A", "which domain of --data (or of --style_data) holds the style "
+                                                   "images (A: the paintings in the original datasets)")
+    content_data: str = setting("", "a shard root of content photos (e.g. COCO) instead of --data's content domain")
+    style_data: str = setting("", "a shard root of style images (e.g. WikiArt) instead of --data's style domain")
+    load_size: int = setting(512, "shorter side of each training image before the random crop", min=16, max=16384)
+    size: int = setting(256, "random crop: the training resolution (a multiple of 8)", min=16, max=4096)
+    style_weight: float = setting(10.0, "λ: weight of the style loss against the content loss", min=0)
+    lr: float = setting(1e-4, "Adam learning rate at the start", min=0)
+    lr_decay: float = setting(5e-5, "inverse decay: lr / (1 + lr_decay · iteration), an iteration being 8 images "
+                                    "(the paper's batch), so the schedule does not depend on the batch or GPU count",
+                              min=0)
+    beta1: float = setting(0.9, "Adam beta1", min=0, max=0.999999)
+    beta2: float = setting(0.999, "Adam beta2", min=0, max=0.999999)
+    epochs: int = setting(16, "epochs over the larger of the two image sets (the paper: 160,000 iterations of 8 "
+                              "images, 16 epochs of 80,000)", min=0)
+    epochs_decay: int = setting(0, "not used by AdaIN (its decay is --lr_decay); kept 0", min=0, max=0)
+    batch_size: int = setting(8, "content (and style) images per step per process", min=1, max=4096)
+
+    def check(self) -> None:
+        super().check()
+        if self.size % 8:
+            raise ConfigError(f"--size {self.size} is not a multiple of 8: the decoder upsamples relu4_1 (1/8 of "
+                              "the image) three times; use e.g. 256")
+        if self.size > self.load_size:
+            raise ConfigError(f"--size {self.size} is larger than --load_size {self.load_size}: the crop is taken "
+                              "from the rescaled image; lower --size or raise --load_size")
+        if bool(self.content_data) != bool(self.style_data):
+            raise ConfigError("give both --content_data and --style_data (two datasets), or neither and --data")
+
+    def check_inputs(self) -> None:
+        if not (self.data or self.content_data):
+            raise ConfigError("give --data SHARDS (photos in --content_domain, paintings in --style_domain) or "
+                              "--content_data PHOTOS --style_data PAINTINGS")

@@ -1,9 +1,10 @@
 """The wiring every trainer shares: the device, accelerate's wrapping (or plain modules), Adam and its fused
 rule, the learning rate, the optimiser and grad-scaler state with one error line, and per-rank seeds.
 
-A trainer (``CycleGANTrainer``, ``FastStyleTrainer``) subclasses ``TrainerBase``, builds its networks and
-optimisers, hands them to ``prepare`` and implements ``step``, ``sample``, ``summary``, ``export`` and the
-model and per-rank parts of its state.
+A trainer (``CycleGANTrainer``, ``FastStyleTrainer``, ``AdaINTrainer``) subclasses ``TrainerBase``, builds its
+networks and optimisers, hands them to ``prepare`` and implements ``step``, ``sample``, ``summary``, ``export`` and
+the model and per-rank parts of its state; it may change where its data comes from (``data_sources``) and its
+learning-rate rule (``learning_rate``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 
 from brushwork.core.errors import BrushworkError
-from brushwork.training import checkpoint
+from brushwork.training import checkpoint, schedule
 
 
 def rank_seed(seed: int, rank: int, stream: int) -> int:
@@ -52,6 +53,17 @@ class TrainerBase:
             wrapped = plain = {n: net.to(self.device) for n, net in nets.items()}
             self.optimizers = dict(optimizers)
         return wrapped, plain
+
+    @property
+    def data_sources(self) -> tuple[tuple[str, str, str], ...]:
+        """(batch key, shard root, domain) of each stream the trainer reads: by default its domains of --data."""
+        return tuple((d, self.cfg.data, d) for d in self.data_domains)
+
+    def learning_rate(self, images_seen: int, epoch_images: int) -> float:
+        """The LR after ``images_seen`` images (every rank agrees): by default the original CycleGAN schedule,
+        constant for --epochs, then linear decay over --epochs_decay."""
+        cfg = self.cfg
+        return schedule.learning_rate(cfg.lr, images_seen, epoch_images, cfg.epochs, cfg.epochs_decay)
 
     def set_lr(self, lr: float) -> None:
         for opt in self.optimizers.values():

@@ -21,3 +21,12 @@ def learning_rate(base_lr: float, images_seen: int, epoch_images: int, n_epochs:
 
 def total_images(epoch_images: int, n_epochs: int, n_epochs_decay: int) -> int:
     return epoch_images * (n_epochs + n_epochs_decay)
+
+
+PAPER_BATCH = 8  # AdaIN's decay counts iterations of the paper's batch of 8 images
+
+
+def inverse_decay(base_lr: float, images_seen: int, decay: float, per: int = PAPER_BATCH) -> float:
+    """AdaIN's rule, lr / (1 + decay · iteration), with an iteration = ``per`` images: every rank, batch size and
+    process count agrees on it."""
+    return base_lr / (1.0 + decay * images_seen / per)

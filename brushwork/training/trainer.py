@@ -43,7 +43,9 @@ class Trainer(Protocol):
     kind: str       # its entry in registry.KINDS, recorded in every checkpoint and export
     arch: dict
     data_domains: tuple[str, ...]
+    data_sources: tuple[tuple[str, str, str], ...]  # (batch key, shard root, domain)
 
+    def learning_rate(self, images_seen: int, epoch_images: int) -> float: ...
     def step(self, batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]: ...
     def set_lr(self, lr: float) -> None: ...
     def state_dict(self) -> dict: ...
@@ -110,10 +112,13 @@ class TrainingLoop:
         if not hasattr(self, "_data_fingerprint"):
             from brushwork.data.shards import read_manifest
 
-            try:
-                self._data_fingerprint = str(read_manifest(self.cfg.data).get("fingerprint", ""))
-            except BrushworkError:
-                self._data_fingerprint = ""
+            prints = []
+            for root in dict.fromkeys(root for _, root, _ in self.trainer.data_sources):
+                try:
+                    prints.append(str(read_manifest(root).get("fingerprint", "")))
+                except BrushworkError:
+                    prints.append("")
+            self._data_fingerprint = "+".join(prints)
         return self._data_fingerprint
 
     def state_dict(self) -> dict:
@@ -231,7 +236,7 @@ class TrainingLoop:
             while c.step < end_step:
                 batch = next(stream)
                 batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-                lr = schedule.learning_rate(cfg.lr, c.images_seen, self.epoch_images, cfg.epochs, cfg.epochs_decay)
+                lr = self.trainer.learning_rate(c.images_seen, self.epoch_images)
                 self.trainer.set_lr(lr)
                 losses, images = self.trainer.step(batch)
                 epoch_before = schedule.epoch_of(c.images_seen, self.epoch_images)
@@ -332,18 +337,20 @@ class TrainingLoop:
 # A training run, start to end: what every train/*.py script does around its own trainer
 
 
-def launch(cfg, domains: tuple[str, ...]):
+def launch(cfg, domains: tuple[str, ...], roots: dict[str, tuple[str, ...]] | None = None):
     """(accelerator, cfg with the effective precision/compile and data): accelerate's settings unless a flag says
-    otherwise; ``--data`` checked for the ``domains`` the trainer reads, or (a raw image folder) sharded into the
-    run's cache by the main process while the others wait."""
+    otherwise; ``--data`` checked for the ``domains`` the trainer reads (or each of ``roots``, {root: domains},
+    when it reads several datasets), or (a raw image folder) sharded into the run's cache by the main process while
+    the others wait."""
     from brushwork.data import shard_build
     from brushwork.training import accel
 
-    raw = shard_build.is_raw(cfg.data)
+    raw = not roots and shard_build.is_raw(cfg.data)
     if raw:
         checkpoint.claim_run_dir(cfg.run_dir, cfg.resume)  # another run's dir is refused before its cache is touched
     else:
-        shard_build.check_domains(cfg.data, domains)  # a missing dataset is one line before anything is created
+        for root, wanted in (roots or {cfg.data: domains}).items():
+            shard_build.check_domains(root, wanted)  # a missing dataset is one line before anything is created
     settings = accel.resolve(cfg.mixed_precision, cfg.compile, torch.cuda.is_available())
     cfg = cfg.replace(mixed_precision=settings.mixed_precision, compile=settings.compile)
     if cfg.deterministic:
@@ -399,7 +406,8 @@ def train(cfg, accelerator, trainer: Trainer, *, name: str, aug, pin_memory: boo
     loader, steps_per_epoch = data.train_loader(
         cfg.data, batch_size=cfg.batch_size, rank=accelerator.process_index, world=accelerator.num_processes,
         num_workers=cfg.num_workers, seed=c.data_seed, aug=aug, buffer=cfg.shuffle_buffer, start_batch=c.data_batches,
-        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory, domains=trainer.data_domains)
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory, domains=trainer.data_domains,
+        sources=trainer.data_sources)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         records.write_resolved(cfg, run_dir, launch=launch_record(accelerator))

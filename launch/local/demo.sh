@@ -41,6 +41,14 @@ rm -rf "$OUT/runs/fast-style"
 "$PY" eval/stylize.py "$OUT/runs/fast-style" --input data_prep/samples/monet2photo/testB --out "$OUT/stylized/mix" \
     --style_mix 0.5,0.5 --overwrite --results_html --onnx "$OUT/stylized/fast_style_mix.onnx"
 
+step "4b. Arbitrary style (AdaIN): one decoder trained on photos (B) and paintings (A) of the shards, then any painting"
+rm -rf "$OUT/runs/adain"
+"$PY" train/adain.py --data "$OUT/shards/monet2photo" --run_dir "$OUT/runs/adain" --random_vgg --size 64 --load_size 72 \
+    --batch_size 4 --max_steps 30 --num_workers 1 --log_every 10 --sample_every 15 --checkpoint_every 15
+"$PY" eval/stylize.py "$OUT/runs/adain" --input data_prep/samples/monet2photo/testB --out "$OUT/stylized/adain" \
+    --style data_prep/samples/gatys/style/shipwreck.jpg,data_prep/samples/gatys/style/starry_night.jpg \
+    --style_weights 0.7,0.3 --alpha 0.8 --style_size 128 --overwrite --results_html --onnx "$OUT/stylized/adain.onnx"
+
 step "5. Gatys: every bundled content x style pair in one batched run (random VGG: no weights offline), Fig. 3 and 4"
 "$PY" train/gatys.py --content data_prep/samples/gatys/content --style data_prep/samples/gatys/style \
     --out "$OUT/gatys" --random_vgg --image_size 128 --iterations 40 --batch_size 4 --overwrite
@@ -52,9 +60,9 @@ step "5. Gatys: every bundled content x style pair in one batched run (random VG
 "$PY" eval/gatys_figures.py fig4 "$OUT/gatys/tubingen__the_scream.json" "$OUT/gatys/dancing__starry_night.json" \
     --out "$OUT/gatys_figures"
 
-step "6. Eval: grids (and the three methods side by side), loss plot, FID/KID (random features offline), a survey"
+step "6. Eval: grids (and the four methods side by side), loss plot, FID/KID (random features offline), a survey"
 "$PY" eval/grids.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval/grids" --rows 4 --cell_size 128
-"$PY" eval/grids.py --compare "$OUT/gatys_photos" "$OUT/runs/fast-style" "$OUT/runs/cyclegan-monet" \
+"$PY" eval/grids.py --compare "$OUT/gatys_photos" "$OUT/runs/fast-style" "$OUT/runs/adain" "$OUT/runs/cyclegan-monet" \
     --content data_prep/samples/monet2photo/testB --out "$OUT/eval/grids" --rows 4 --cell_size 128
 "$PY" eval/plots.py "$OUT/runs/cyclegan-monet" --out "$OUT/eval"
 "$PY" eval/fid.py --fakes "$OUT/translated/monet_to_photo" --reals data_prep/samples/monet2photo/testB --random_inception \
@@ -73,10 +81,11 @@ echo "  CycleGAN run dir:           $OUT/runs/cyclegan-monet (checkpoints/, samp
 echo "  translated test images:     $OUT/translated/monet_to_photo, $OUT/translated/photo_to_monet (index.html)"
 echo "  fast-style run dir:         $OUT/runs/fast-style (2 styles in one network)"
 echo "  stylised photos + ONNX:     $OUT/stylized/mix (index.html), $OUT/stylized/fast_style_mix.onnx"
+echo "  AdaIN run dir, any style:   $OUT/runs/adain; $OUT/stylized/adain (index.html), $OUT/stylized/adain.onnx"
 echo "  Gatys renders (+ .json):    $OUT/gatys"
 echo "  Gatys Fig. 3 / Fig. 4:      $OUT/gatys_figures/fig3.png, $OUT/gatys_figures/fig4.png"
 echo "  CycleGAN grids, loss plot:  $OUT/eval/grids, $OUT/eval/losses.png (FID/KID: $OUT/eval/fid.json)"
-echo "  three methods side by side: $OUT/eval/grids/compare_methods.png"
+echo "  four methods side by side:  $OUT/eval/grids/compare_methods.png"
 echo "  survey package (send it):   $OUT/eval/survey/index.html, $OUT/eval/survey.zip"
 echo "  survey key (keep it):       $OUT/eval/survey_answers/key.json"
 echo "  survey scores + chart:      $OUT/eval/survey_results/results.md, $OUT/eval/survey_results/survey_chart.png"
