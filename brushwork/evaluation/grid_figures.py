@@ -126,17 +126,17 @@ def compare_grid(cfg: GridsConfig, out: Path) -> None:
         elif kind == "adain":
             from brushwork.training.adain import load_model, load_styles
 
-            net, used = load_model(run, cfg.step)
+            model, used = load_model(run, cfg.step)
             say(f"{run}: {used}")
             paths = compare_styles(cfg)
             if not paths:
                 raise BrushworkError(f"{run}: an AdaIN run paints any style: give --style IMAGE[,IMAGE...] (or put a "
                                      "Gatys render folder or a fast-style run in the grid: their styles are used)")
-            styles, _ = load_styles(tuple(paths), cfg.cell_size)
+            style_images, _ = load_styles(tuple(paths), cfg.cell_size)
             x = torch.stack([square(p, cfg.cell_size) for p in photos])
-            for path, style in zip(paths, styles):
-                columns.append(net.stylize((x + 1) / 2, [style]) * 2 - 1)
-                labels.append(f"AdaIN: {Path(path).stem}")
+            for style_path, style_image in zip(paths, style_images):
+                columns.append(model.stylize((x + 1) / 2, [style_image]) * 2 - 1)
+                labels.append(f"AdaIN: {Path(style_path).stem}")
         else:
             G_B, used = translate.load_generator(run, "BtoA", cfg.step)
             say(f"{run}: {used}")
@@ -162,8 +162,8 @@ def compare_styles(cfg: GridsConfig) -> list[str]:
             found += style_paths_of(run)
         elif kind == "gatys":
             style = records.read_resolved(Path(run) / "gatys_config.toml").get("style", "")
-            for path in (style if isinstance(style, list) else [style]):
-                found += [str(p) for p in find_images(path)] if Path(path).is_dir() else [path]
+            for named in (style if isinstance(style, list) else [style]):
+                found += [str(p) for p in find_images(named)] if Path(named).is_dir() else [named]
     return list(dict.fromkeys(p for p in found if Path(p).is_file()))
 
 

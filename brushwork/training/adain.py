@@ -62,7 +62,7 @@ class AdaINTrainer(TrainerBase):
         content, style = (batch["content"] + 1) / 2, (batch["style"] + 1) / 2  # the loader's [-1, 1] → [0, 1]
         with self.autocast():
             loss, out = adain.losses(self.encoder, self.decoder, content, style, self.cfg.style_weight)
-            total = sum(loss.values())
+            total = loss["content"] + loss["style"]
         self.opt.zero_grad(set_to_none=True)
         self.backward(total)
         self.opt.step()
@@ -167,8 +167,9 @@ class _OnnxAdaIN(torch.nn.Module):
 
     def __init__(self, net: adain.AdaINNet, alpha: float):
         super().__init__()
-        self.encoder = encoder_from_state({f"{k}": v for k, v in net.encoder.body.state_dict().items()},
-                                          winograd=False)  # plain convs: what the exporter knows
+        body = net.encoder.body
+        assert isinstance(body, torch.nn.Module)
+        self.encoder = encoder_from_state(body.state_dict(), winograd=False)  # plain convs: what the exporter knows
         self.decoder, self.alpha = net.decoder, alpha
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -198,7 +199,8 @@ def export_onnx(net: adain.AdaINNet, path: str | Path, alpha: float = 1.0, toler
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings(), atomic_open(path, "wb") as f:
         warnings.simplefilter("ignore")  # the exporter's notes on tracing and constant folding
-        torch.onnx.export(model, checks[0], f, input_names=["content", "style"], output_names=["stylized"],
+        torch.onnx.export(model, checks[0], f, input_names=["content", "style"],  # type: ignore[arg-type]
+                          output_names=["stylized"],
                           dynamic_axes={"content": axes, "style": {0: "style_batch", 2: "style_height",
                                                                    3: "style_width"}, "stylized": axes},
                           opset_version=17, dynamo=False)

@@ -25,6 +25,7 @@ def rank_seed(seed: int, rank: int, stream: int) -> int:
 
 class TrainerBase:
     kind: str  # its entry in models.registry.KINDS
+    data_domains: tuple[str, ...]  # the batch keys its step reads
 
     def __init__(self, cfg, accelerator=None, *, device: str | torch.device = "cpu", fused_adam: bool | None = None):
         self.cfg, self.acc = cfg, accelerator
