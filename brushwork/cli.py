@@ -155,7 +155,8 @@ def _tyro(cls: type, base: Any, tokens: list[str], prog: str = "", doc: str = ""
     except SystemExit as e:
         if not e.code:
             raise _Help(said.getvalue()) from None
-        blocks: list[list[str]] = [[]]  # tyro's box: a title, then the message, then the argument's help, each between rules
+        # tyro's box: a title, then the message, then the argument's help, each between rules
+        blocks: list[list[str]] = [[]]
         for line in said.getvalue().splitlines():
             line = line.strip(" │╭╮╰╯")
             if line and set(line) <= set("-─"):

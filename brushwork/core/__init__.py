@@ -1,1 +1,2 @@
-"""Infrastructure every stage uses: configs, errors, files and storage, progress and log lines, the process group, the schemas of records read back."""
+"""Infrastructure every stage uses: configs, presets, errors and exits, files and storage, progress and log lines,
+the process group, the schemas of records read back."""

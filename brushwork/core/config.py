@@ -31,7 +31,8 @@ def setting(default: Any, help: str, *, min: float | None = None, max: float | N
 
     ``min``/``max`` bound a number (or every item of a list), inclusive. ``positional``: the field
     also takes bare command-line arguments (a list field takes all of them). ``alias``: other flag
-    names (e.g. ``from`` for ``from_path``, or the original CycleGAN code's ``lambda_A``). ``role``: a tag a tool uses to group fields (the
+    names (e.g. ``from`` for ``from_path``, or the original CycleGAN code's ``lambda_A``). ``role``: a tag a tool
+    uses to group fields (the
     Gatys runner marks the settings that may differ per pair, and those that shape its output).
     ``required``: a run without it is refused (exit 2) before any work; its default is the empty value.
     ``renamed``: this flag's earlier spellings (one word per meaning across commands): still accepted, with a

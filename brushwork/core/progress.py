@@ -133,7 +133,8 @@ class Progress:
     # -- printing ------------------------------------------------------------------------------
 
     def status(self, fields: str = "", position: str = "") -> str:
-        """``desc done/total unit (pct) | fields | rate | ETA``; with ``position`` the caller gives the head and rate."""
+        """``desc done/total unit (pct) | fields | rate | ETA``; with ``position`` the caller gives the head and
+        rate."""
         if position:
             return " | ".join([position] + ([fields] if fields else []) + [f"ETA {self.eta()}"])
         pct = f" ({100 * self.done / self.total:.0f} %)" if self.total else ""

@@ -1,1 +1,2 @@
-"""Images and datasets: validation, shards (writing, reading, the training stream), synthetic data, downloads and released weights."""
+"""Images and datasets: validation, shards (writing, reading, the training stream), synthetic data, downloads and
+released weights."""

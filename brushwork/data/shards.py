@@ -238,7 +238,8 @@ def plan_shards(sources: Iterable[Source], samples_per_shard: int = 1000, max_sh
                                    fingerprint))
 
         for s in groups[(split, domain)]:
-            full = len(current) >= samples_per_shard or (max_shard_bytes and current and size + s.size > max_shard_bytes)
+            too_big = bool(max_shard_bytes and current and size + s.size > max_shard_bytes)
+            full = len(current) >= samples_per_shard or too_big
             if full:
                 close()
                 index, current, size = index + 1, [], 0

@@ -309,8 +309,9 @@ def stack_same_size(images: list[torch.Tensor]) -> torch.Tensor:
     """One batch tensor; images of different sizes (scale_width, none) are centre-cropped to the smallest."""
     h = min(x.shape[-2] for x in images)
     w = min(x.shape[-1] for x in images)
-    cropped = [x[..., (x.shape[-2] - h) // 2:(x.shape[-2] - h) // 2 + h, (x.shape[-1] - w) // 2:(x.shape[-1] - w) // 2 + w]
-               for x in images]
+    top = lambda x: (x.shape[-2] - h) // 2
+    left = lambda x: (x.shape[-1] - w) // 2
+    cropped = [x[..., top(x):top(x) + h, left(x):left(x) + w] for x in images]
     return torch.stack(cropped)
 
 

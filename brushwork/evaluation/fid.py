@@ -25,7 +25,8 @@ MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
-def inception(weights: str | os.PathLike | None = None, random_features: bool = False, seed: int = 0) -> torch.nn.Module:
+def inception(weights: str | os.PathLike | None = None, random_features: bool = False,
+              seed: int = 0) -> torch.nn.Module:
     """Inception-v3 up to the 2048-d average pool, in eval mode."""
     import torchvision
 

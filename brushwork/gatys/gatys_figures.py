@@ -30,8 +30,9 @@ def fig3(cfg: Fig3Config) -> int:
         for ratio in cfg.ratios:
             name = f"depth{depth}_ratio{ratio:g}"
             cells[(depth, ratio)] = name
-            lines.append(json.dumps({"content": str(Path(cfg.content).resolve()), "style": str(Path(cfg.style).resolve()),
-                                     "name": name, "content_weight": 1.0, "style_weight": 1.0 / ratio,
+            lines.append(json.dumps({"content": str(Path(cfg.content).resolve()),
+                                     "style": str(Path(cfg.style).resolve()), "name": name,
+                                     "content_weight": 1.0, "style_weight": 1.0 / ratio,
                                      "style_layers": layers, "style_layer_weights": [1.0 / depth] * depth}))
     pairs_file = out / "fig3_pairs.jsonl"
     atomic_write_text(pairs_file, "\n".join(lines) + "\n")

@@ -249,7 +249,8 @@ def pairs_to_render(out: str | Path, pairs: list[Pair], overwrite: bool) -> list
     changed = changed_settings(out, pairs)
     if changed and not overwrite:
         pair, diff = changed[0]
-        raise BrushworkError(f"{out} holds {len(changed)} render(s) made with other settings or inputs (e.g. {pair.name}: "
+        raise BrushworkError(f"{out} holds {len(changed)} render(s) made with other settings or inputs "
+                             f"(e.g. {pair.name}: "
                              f"{diff}); --overwrite re-renders them, or choose another --out")
     redo = {p.name for p, _ in changed}
     return [p for p in pairs if p.name in redo or not is_done(out, p)]

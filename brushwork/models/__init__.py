@@ -1,1 +1,2 @@
-"""The networks and their pieces: CycleGAN's generator and discriminator, the style network, VGG features, Winograd convolutions, losses, the image pool."""
+"""The networks and their pieces: CycleGAN's generator and discriminator, the style network, AdaIN, VGG features,
+Winograd convolutions, losses, the image pool, and the registry of model kinds."""

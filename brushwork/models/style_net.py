@@ -95,7 +95,8 @@ class TransformerNet(nn.Module):
         if style.dtype in (torch.int32, torch.int64):
             if bool(((style < 0) | (style >= self.n_styles)).any()):
                 raise ValueError(f"style index out of range for a {self.n_styles}-style network")
-            return F.one_hot(style.reshape(-1).expand(batch) if style.numel() == 1 else style, self.n_styles).to(like.dtype)
+            index = style.reshape(-1).expand(batch) if style.numel() == 1 else style
+            return F.one_hot(index, self.n_styles).to(like.dtype)
         weights = style.to(like.dtype)
         weights = weights.expand(batch, -1) if weights.dim() == 1 else weights
         return weights / weights.sum(1, keepdim=True)

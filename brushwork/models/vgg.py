@@ -114,7 +114,8 @@ class VGGFeatures(nn.Module):
         self.body.requires_grad_(False)
         self.normalize = normalize
         # float64 constants, cast to the input's dtype in forward: exact in float64 runs too
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float64).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float64).view(1, 3, 1, 1),
+                             persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD, dtype=torch.float64).view(1, 3, 1, 1), persistent=False)
 
     def _apply(self, fn, recurse=True):

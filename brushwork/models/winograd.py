@@ -10,8 +10,9 @@ matrix products with a quarter of the direct convolution's multiply-adds:
 The backward pass is the exact adjoint of that formula (three matrix products of the same size),
 so weight and input gradients get the same 4x saving. Same maths as ``F.conv2d`` up to float
 rounding: in fp32 the output differs from a float64 reference by up to ~1e-5 relative (direct conv:
-~1e-6), the gradients by up to ~2e-4 of the largest entry (tests/test_winograd.py bounds both). Used on CPU in fp32 only: on GPUs cuDNN chooses its own
-algorithm (Winograd included) and low precision would lose too much in the transforms.
+~1e-6), the gradients by up to ~2e-4 of the largest entry (tests/test_winograd.py bounds both). Used on CPU in
+fp32 only: on GPUs cuDNN chooses its own algorithm (Winograd included) and low precision would lose too much in
+the transforms.
 """
 
 from __future__ import annotations

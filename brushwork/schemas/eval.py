@@ -75,8 +75,8 @@ class TranslateConfig(ApplyConfig):
     domain: Literal["A", "B"] | None = setting(None, "with a shard root as --input: which domain (default: the "
                                                      "direction's source)")
     reconstruct: bool = setting(False, "also translate back (needs a run dir or a models.pt): adds the "
-                                       "reconstruction to the results page (its images under OUT/.page/, which no image reader "
-                                       "takes for outputs)")
+                                       "reconstruction to the results page (its images under OUT/.page/, "
+                                       "which no image reader takes for outputs)")
     winograd: bool = setting(True, "ResNet-block convs as Winograd on CPU (same weights; faster)")
 
     def check_inputs(self) -> None:

@@ -1,1 +1,2 @@
-"""The training loop every trainer shares, checkpoints, the LR schedule, accelerate's settings, and the trainers (CycleGAN, fast style)."""
+"""The training loop every trainer shares, checkpoints, the LR schedules, accelerate's settings, and the trainers
+(CycleGAN, fast style, AdaIN)."""

@@ -191,7 +191,8 @@ def export_onnx(net: adain.AdaINNet, path: str | Path, alpha: float = 1.0, toler
     try:
         import onnxruntime
     except ImportError:
-        raise BrushworkError("--onnx needs onnx and onnxruntime: pip install -e '.[onnx]' in the brushwork checkout") from None
+        raise BrushworkError("--onnx needs onnx and onnxruntime: pip install -e '.[onnx]' in the brushwork "
+                             "checkout") from None
     model = _OnnxAdaIN(net.float().cpu().eval(), alpha).eval()
     gen = torch.Generator().manual_seed(0)
     checks = [(torch.rand(1, 3, 64, 96, generator=gen), torch.rand(1, 3, 72, 56, generator=gen)),

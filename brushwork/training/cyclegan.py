@@ -155,4 +155,5 @@ class CycleGANTrainer(TrainerBase):
     def export(self, run_dir: Path, info: dict) -> Path:
         """export/G_A.pth, G_B.pth: the generators alone, in the original code's format."""
         return checkpoint.export(run_dir, {"G_A": self.plain["G_A"], "G_B": self.plain["G_B"]},
-                                 {**info, "ngf": self.cfg.ngf, "n_blocks": self.cfg.n_blocks, "dataset": self.cfg.dataset})
+                                 {**info, "ngf": self.cfg.ngf, "n_blocks": self.cfg.n_blocks,
+                                  "dataset": self.cfg.dataset})

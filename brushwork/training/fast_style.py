@@ -82,7 +82,8 @@ class FastStyleTrainer(TrainerBase):
 
     def _loss_network(self) -> vgg.VGGFeatures:
         cfg = self.cfg
-        state = vgg.load_state(cfg.vgg_weights or None, random_init=cfg.random_vgg, seed=cfg.seed, arch=cfg.loss_network)
+        state = vgg.load_state(cfg.vgg_weights or None, random_init=cfg.random_vgg, seed=cfg.seed,
+                               arch=cfg.loss_network)
         layers = list(dict.fromkeys((*cfg.content_layers, *cfg.style_layers)))
         return vgg.VGGFeatures(layers, state, pooling="max", arch=cfg.loss_network).to(self.device).eval()
 
@@ -189,7 +190,8 @@ def load_stylizer(source: str | Path, step: int | None = None) -> tuple[Transfor
         models = checkpoint.load_file(ckpt / "models.pt")
         registry.expect(source, "fast_style", registry.kind_of_state(models))  # a run made before kinds were recorded
         net = _net_from_state(models.get("net") if isinstance(models, dict) else models, f"{ckpt / 'models.pt'}")
-        styles = [style_name(p) for p in records.read_resolved(source / "config.toml", records.RunConfig).get("style", [])]
+        recorded = records.read_resolved(source / "config.toml", records.RunConfig)
+        styles = [style_name(p) for p in recorded.get("style", [])]
         used = f"fast-style network of {source} at step {checkpoint.step_of(ckpt)} ({ckpt / 'models.pt'})"
     elif source.is_file():
         if step is not None:
@@ -221,7 +223,8 @@ def export_onnx(net: TransformerNet, weights: torch.Tensor, path: str | Path, ch
     try:
         import onnxruntime
     except ImportError:
-        raise BrushworkError("--onnx needs onnx and onnxruntime: pip install -e '.[onnx]' in the brushwork checkout") from None
+        raise BrushworkError("--onnx needs onnx and onnxruntime: pip install -e '.[onnx]' in the brushwork "
+                             "checkout") from None
     model = FixedStyle(net.float().cpu().eval(), weights.float()).eval()
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings(), atomic_open(path, "wb") as f:

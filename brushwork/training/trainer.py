@@ -240,7 +240,8 @@ class TrainingLoop:
                 self.trainer.set_lr(lr)
                 losses, images = self.trainer.step(batch)
                 epoch_before = schedule.epoch_of(c.images_seen, self.epoch_images)
-                c.step, c.images_seen, c.data_batches = c.step + 1, c.images_seen + self.global_batch, c.data_batches + 1
+                c.step, c.data_batches = c.step + 1, c.data_batches + 1
+                c.images_seen += self.global_batch
                 self.progress.update(self.global_batch)
                 if c.step % cfg.log_every == 0 or c.step == end_step:
                     now = time.perf_counter()
@@ -274,7 +275,8 @@ class TrainingLoop:
         fix = (f"the last good checkpoint is {latest}: resume from it with a lower --lr (now {self.cfg.lr:g}) and "
                "--allow_change lr" if latest else f"no checkpoint was written: rerun with a lower --lr (now "
                f"{self.cfg.lr:g}) in a new --run_dir")
-        raise BrushworkError(f"step {self.counters.step}: the loss is not finite ({bad}); stopped without saving; {fix}")
+        raise BrushworkError(f"step {self.counters.step}: the loss is not finite ({bad}); stopped without saving; "
+                             f"{fix}")
 
     def log(self, losses: dict[str, torch.Tensor], lr: float, rate: float, end_images: int, epochs: int) -> None:
         names = list(losses)

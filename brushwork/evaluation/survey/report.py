@@ -25,7 +25,8 @@ def write_report(result: dict, out: str) -> list[Path]:
     md += [f"| {n} | {r['id']} | {r['truth']} | {cell(r.get('source', ''))} | {r['votes']} | {r['real_pct']:.1f} | "
            f"{r['fake_pct']:.1f} |" for n, r in enumerate(rows, 1)]
     md += ["", f"Generated images judged real: {result['generated_judged_real']} of {result['generated_votes']} votes "
-           f"= {100 * result['generated_judged_real_rate']:.1f} % (95 % Wilson interval {100 * low:.1f}–{100 * high:.1f} %), "
+           f"= {100 * result['generated_judged_real_rate']:.1f} % "
+           f"(95 % Wilson interval {100 * low:.1f}–{100 * high:.1f} %), "
            f"{result['responses']} responses.", "", "| rater | answered | accuracy |", "| --- | --- | --- |"]
     md += [f"| {r['rater']} | {r['answered']} | {100 * r['accuracy']:.0f} % |" for r in result["raters"]]
     if result["problems"]:

@@ -162,11 +162,13 @@ def read_key(path: str | Path) -> dict:
     try:
         key = json.loads(Path(path).read_text(encoding="utf-8"))
         images, order = key["images"], key["order"]
-        if not isinstance(key["survey"], str) or not isinstance(images, dict) or not isinstance(order, list) or set(order) != set(images) or not all(
+        shaped = isinstance(key["survey"], str) and isinstance(images, dict) and isinstance(order, list)
+        if not shaped or set(order) != set(images) or not all(
                 isinstance(v, dict) and v.get("truth") in ("real", "fake") for v in images.values()):
             raise ValueError("its images, order and truths do not agree")
     except FileNotFoundError:
-        raise BrushworkError(f"{path}: no such key file (build writes it beside the package, e.g. survey_key.json)") from None
+        raise BrushworkError(f"{path}: no such key file (build writes it beside the package, e.g. "
+                             "survey_key.json)") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise BrushworkError(f"{path}: not a survey key written by 'eval/survey.py build' ({type(e).__name__}: "
                              f"{str(e)[:100]})") from None
