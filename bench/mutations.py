@@ -40,6 +40,7 @@ class Mutation:
 
 
 EFFECTS = "tests/test_effects.py::"
+ADAIN = "tests/test_adain_pipeline.py::"
 MUTATIONS = (
     Mutation("Accelerator precision forced to 'no'", "brushwork/training/accel.py",
              "mixed_precision=settings.mixed_precision,", 'mixed_precision="no",',
@@ -47,9 +48,10 @@ MUTATIONS = (
     Mutation("generator not applied in translate", "brushwork/evaluation/translate.py",
              "y = net(padded, **kwargs)[..., :h, :w]", "y = padded[..., :h, :w]",
              ("tests/test_translate.py::test_translated_pixels_are_the_generator_applied_at_full_resolution",)),
-    Mutation("wrong lr and betas in the fused Adam branch", "brushwork/training/cyclegan.py",
-             'adam = {"lr": cfg.lr, "betas": betas,',
-             'adam = {"lr": cfg.lr * (2 if fused else 1), "betas": (0.9, 0.999) if fused else betas,',
+    Mutation("wrong lr and betas in the fused Adam branch", "brushwork/training/base.py",
+             "lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2),",
+             "lr=self.cfg.lr * (2 if self.fused_adam else 1), betas=(0.9, 0.999) if self.fused_adam else "
+             "(self.cfg.beta1, self.cfg.beta2),",
              (EFFECTS + "test_the_trainers_fused_and_unfused_adam_end_in_the_same_state",)),
     Mutation("--compile ignored", "brushwork/training/accel.py", 'if compile else "no"', 'if False else "no"',
              (EFFECTS + "test_the_launchers_dynamo_backend_and_compile_flag_compile_the_networks",)),
@@ -116,6 +118,18 @@ MUTATIONS = (
     Mutation("--style_scale ignored", "brushwork/gatys/gatys_run.py",
              "style_hw(hw, pair.cfg.style_scale) for hw in hws", "style_hw(hw, 1.0) for hw in hws",
              ("tests/test_gatys_runner.py::test_neural_style_options_style_scale_init_image_and_normalized_gradients",)),
+    Mutation("AdaIN's inverse LR decay ignored", "brushwork/training/schedule.py",
+             "return base_lr / (1.0 + decay * images_seen / per)", "return base_lr",
+             (ADAIN + "test_the_learning_rate_is_the_papers_inverse_decay_counted_in_images",)),
+    Mutation("AdaIN's style stream reads the content domain", "brushwork/training/adain.py",
+             '("style", cfg.style_data or cfg.data, cfg.style_domain)',
+             '("style", cfg.content_data or cfg.data, cfg.content_domain)',
+             (ADAIN + "test_the_learning_rate_is_the_papers_inverse_decay_counted_in_images",)),
+    Mutation("AdaIN's alpha ignored", "brushwork/models/adain.py",
+             "return alpha * t + (1 - alpha) * fc, fc", "return t, fc",
+             ("tests/test_adain.py::test_alpha_zero_is_the_decoder_of_the_contents_own_features_and_weights_pick_a_style",)),
+    Mutation("stylize ignores --preserve_color", "eval/stylize.py", "if cfg.preserve_color:", "if False:",
+             (ADAIN + "test_stylize_interpolates_trades_off_and_keeps_colours",)),
 )
 
 

@@ -82,7 +82,7 @@ def _tokens(cls: type, argv: list[str], allow_preset: bool) -> tuple[list[str], 
             many, boolean = config.is_list(tp), config.is_bool(tp) and field != "preset"
             values = [inline] if has_value else []
             while not has_value and i < len(argv) and not _is_flag(argv[i]) and (many or not values) and (
-                    not boolean or argv[i].lower() in ("true", "false")):
+                    not boolean or argv[i].lower() in ("true", "false", "none")):
                 values, i = values + [argv[i]], i + 1
             if field == "preset":
                 preset = values[0] if values else ""
@@ -90,10 +90,13 @@ def _tokens(cls: type, argv: list[str], allow_preset: bool) -> tuple[list[str], 
             if boolean and types_[field] is bool:
                 word = (values or ["true"])[0].lower()
                 if word not in ("true", "false"):
-                    raise ConfigError(f"--{field} is a switch: give --{field}, --no_{field} or --{field}=false")
+                    off = f"--{field}=false" if field.startswith("no_") else f"--no_{field} or --{field}=false"
+                    raise ConfigError(f"--{field} is a switch: give --{field}, {off}")
                 on = word == "true"
                 out.append(f"--{field}" if on != negated else f"--no_{field}")
                 continue
+            if boolean and not values:
+                values = ["true"]  # a bare --compile of a switch that may also be unset (None)
             if many and not values:
                 raise ConfigError(f"--{field} expects a list (give --{field} VALUE[,VALUE...])")
             if many:

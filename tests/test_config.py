@@ -164,6 +164,9 @@ def test_the_command_line_parser():
     assert cfg.on is False and cfg.name == "x y" and parse(["--on=false"]).on is False
     with pytest.raises(ConfigError, match=r"--on is a switch: give --on, --no_on or --on=false"):
         parse(["--on=maybe"])
+    compiled = parse(["--compile", "--max_steps", "none"], CycleGANConfig)  # a bare switch that may also be unset
+    assert (compiled.compile, compiled.max_steps) == (True, None)
+    assert parse(["--compile", "none"], CycleGANConfig).compile is None
     with pytest.raises(ConfigError, match=r"unknown flag --no_no_on"):
         parse(["--no_no_on"])
     with pytest.raises(ConfigError, match=r"Missing value for argument '--cap'"):  # tyro's words from here on

@@ -302,7 +302,7 @@ def test_a_cyclegan_run_and_a_fast_style_run_each_point_to_their_own_tool(tmp_pa
     with pytest.raises(BrushworkError, match=r"cg: a fast-style run, not a CycleGAN run; use eval/stylize.py"):
         load_generator(cyclegan_run)
     (fast_run / "export").mkdir()
-    (fast_run / "export" / "info.json").write_text(json.dumps({"kind": "adain"}))  # a kind this version lacks
+    (fast_run / "export" / "info.json").write_text(json.dumps({"kind": "pix2pix"}))  # a kind this version lacks
     (fast_run / "checkpoints" / "latest").unlink()
-    with pytest.raises(BrushworkError, match=r"fs: a model of kind 'adain', which this version does not know"):
+    with pytest.raises(BrushworkError, match=r"fs: a model of kind 'pix2pix', which this version does not know"):
         load_stylizer(fast_run)

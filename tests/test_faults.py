@@ -512,18 +512,18 @@ def bounds_cases(train, style, content):
         ([*fast, "--size", 8], "--size must be between 16"),
         ([*fast, "--batch_size", 0], "--batch_size must be between 1"),
         ([*fast, "--lr", -1], "--lr must be at least 0"),
-        ([*fast, "--loss_network", "resnet"], "--loss_network expects"),
+        ([*fast, "--loss_network", "resnet"], "argument '--loss_network'"),
         ([*train, "--run_dir", "tb", "--ngf", 0], "--ngf must be between 1"),
         ([*train, "--run_dir", "tb", "--n_blocks", 100], "--n_blocks must be between 1 and 64"),
         ([*train, "--run_dir", "tb", "--beta1", 2], "--beta1 must be between 0"),
         ([*train, "--run_dir", "tb", "--pool_size", -1], "--pool_size must be between 0"),
         ([*train, "--run_dir", "tb", "--checkpoint_every", 0], "--checkpoint_every must be at least 1"),
-        ([*train, "--run_dir", "tb", "--gan_mode", "wgan"], "--gan_mode expects"),
+        ([*train, "--run_dir", "tb", "--gan_mode", "wgan"], "argument '--gan_mode'"),
         (["eval/grids.py", "run", "--cell_size", 8], "--cell_size must be between 16"),
         (["eval/fid.py", "--fakes", "photos", "--reals", "photos", "--kid_subset_size", 1], "--kid_subset_size must be"),
         (["data_prep/shard.py", "src", "--out", "sb", "--workers", 0], "--workers must be between 1"),
         (["eval/survey.py", "build", "--fakes", "photos", "--reals", "real_photos", "--out", "vb", "--n", "abc"],
-         "--n expects"),
+         "Error parsing --n"),
     ]
     return [Case(f"bounds: {argv[0]} {' '.join(map(str, argv[-2:]))}", argv, 2, (needle,)) for argv, needle in rows]
 
