@@ -41,6 +41,9 @@ def test_alpha_zero_is_the_decoder_of_the_contents_own_features_and_weights_pick
     torch.manual_seed(1)
     content, s1, s2 = torch.rand(1, 3, 32, 40), torch.rand(1, 3, 24, 24), torch.rand(1, 3, 40, 32)
     with torch.no_grad():
+        full, fc = net.target(content, [s1])
+        assert torch.equal(net.target(content, [s1], alpha=0.0)[0], fc)  # eq. 13: α = 0 is the content's features
+        assert torch.allclose(net.target(content, [s1], alpha=0.25)[0], 0.25 * full + 0.75 * fc, atol=1e-6)
         own = net.decoder(net.encoder(content)[adain.CONTENT_LAYER])
         assert torch.allclose(net.stylize(content, [s1], alpha=0.0), own.clamp(0, 1), atol=1e-6)
         assert torch.allclose(net.stylize(content, [s1, s2], [1.0, 0.0]), net.stylize(content, [s1]), atol=1e-6)
