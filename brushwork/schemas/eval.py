@@ -98,7 +98,7 @@ class StylizeConfig(ApplyConfig):
     style: tuple[str, ...] = setting((), "AdaIN: the style image(s), any painting; several are interpolated "
                                          "(--style_weights)", role=RENDER)
     style_weights: tuple[float, ...] = setting((), "AdaIN: one weight per --style image (default: equal)", min=0,
-                                               role=RENDER)
+                                               role=RENDER, alias="style_blend")
     alpha: float = setting(1.0, "AdaIN: content-style trade-off (the paper's eq. 13): 0 gives the content back "
                                 "through the decoder, 1 the full style", min=0, max=1, role=RENDER)
     preserve_color: bool = setting(False, "AdaIN: keep the photo's colours (each style image's colours are first "
