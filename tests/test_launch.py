@@ -268,3 +268,19 @@ def test_cpu_accelerate_config_gives_two_ranks(tmp_path, shards):
     proc = run_tree(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert latest(run)[0]["world"] == 2
+
+
+@pytest.mark.parametrize("script,dataset_flag,run_dir", [("train/cyclegan.py", "--dataset synth", "runs/cyclegan-synth"),
+                                                         ("train/adain.py", "", "runs/adain"),
+                                                         ("train/fast_style.py", "", "runs/fast_style")])
+def test_the_sbatch_scripts_run_any_trainer_with_its_own_run_dir(shims, script, dataset_flag, run_dir):
+    """SCRIPT picks the trainer; the dataset preset goes to CycleGAN only; RUN_DIR defaults to the script's own."""
+    env, _ = shims
+    env.update(SLURM_JOB_ID="77", DATASET="synth", SCRIPT=script, PY="echo", PROCS_PER_NODE="2")
+    for sbatch in ("launch/slurm/train_cyclegan.sbatch", "launch/slurm/train_cyclegan_multinode.sbatch"):
+        proc = run_tree(["bash", sbatch], cwd=REPO, env={**env, "SLURM_NNODES": "1", "SLURM_NODEID": "0",
+                                                           "SLURM_JOB_NODELIST": "localhost"}, timeout=60)
+        assert proc.returncode == 0, (sbatch, proc.stderr[-2000:])
+        line = proc.stdout.strip().splitlines()[-1]  # the launch command, echoed instead of run
+        assert f"{script} " in line and f"--run_dir {run_dir} " in line, (sbatch, line)
+        assert ("--dataset synth" in line) == bool(dataset_flag), (sbatch, line)
