@@ -15,11 +15,12 @@ from pathlib import Path
 from brushwork import cli
 from brushwork.core.errors import BrushworkError, ImageError
 from brushwork.core.progress import Progress
-from brushwork.data.images import decode_image, find_images, load_image_bytes
 from brushwork.schemas.data import CheckImagesConfig
 
 
 def run(cfg: CheckImagesConfig) -> int:
+    from brushwork.data.images import decode_image, find_images, load_image_bytes  # PIL and numpy: once flags are good
+
     if not cfg.folders:
         raise BrushworkError("name at least one folder to check, e.g. data_prep/samples")
     rejected = []

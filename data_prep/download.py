@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from brushwork import cli
-from brushwork.core import records
+from brushwork.core import presets
 from brushwork.core.errors import BrushworkError
 from brushwork.core.progress import Progress
 from brushwork.data import download, pretrained
@@ -69,7 +69,7 @@ def run(cfg: DownloadConfig) -> int:
         download.refuse_web_page(zip_path, url)
     download.extract(zip_path, target)
     record = download.record_source(target, cfg.name, url, zip_path)
-    records.write_resolved(cfg, dest, f"{cfg.name}.download.toml")
+    presets.write_resolved(cfg, dest, f"{cfg.name}.download.toml")
     if not cfg.keep_zip and not cfg.from_path:
         zip_path.unlink()
     print(f"{cfg.name}: {target} (sha256 {record.get('sha256', '?')[:16]}..., from {url})")

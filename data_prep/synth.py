@@ -11,7 +11,7 @@ PSNR(G(a), true_map(a)) must rise well above PSNR(a, true_map(a)).
 import sys
 
 from brushwork import cli
-from brushwork.core import records
+from brushwork.core import presets
 from brushwork.core.progress import Progress
 from brushwork.data import synth
 from brushwork.schemas.data import SynthConfig
@@ -20,7 +20,7 @@ from brushwork.schemas.data import SynthConfig
 def run(cfg: SynthConfig) -> int:
     with Progress(2 * (cfg.n_train + cfg.n_test), desc="synth", unit="img", every_seconds=15) as progress:
         counts = synth.write_dataset(cfg.out, cfg.n_train, cfg.n_test, cfg.image_size, cfg.seed, progress.update)
-    records.write_resolved(cfg, cfg.out, "synth.toml")
+    presets.write_resolved(cfg, cfg.out, "synth.toml")
     listing = ", ".join(f"{k} {v}" for k, v in counts.items())
     print(f"synthetic dataset: {cfg.out} ({listing}; {cfg.image_size}x{cfg.image_size} px, seed {cfg.seed})")
     return 0

@@ -17,7 +17,7 @@ import json
 import sys
 
 from brushwork import cli
-from brushwork.core import records
+from brushwork.core import presets
 from brushwork.core.errors import BrushworkError
 from brushwork.core.fileio import atomic_write_text
 from brushwork.schemas.eval import FIDConfig
@@ -52,7 +52,7 @@ def main(cfg: FIDConfig) -> int:
 
         path = out_file(cfg.out, "fid.json")
         atomic_write_text(path, json.dumps(result, indent=1) + "\n")
-        records.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
+        presets.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
         print(f"numbers: {path}")
     return 0
 

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from brushwork import cli
-from brushwork.core import records
+from brushwork.core import presets
 from brushwork.core.errors import BrushworkError
 from brushwork.schemas.eval import GridsConfig
 
@@ -37,7 +37,7 @@ def main(cfg: GridsConfig) -> int:
         print(f"grids: into {cfg.out} (--out to choose)", flush=True)
     out = Path(cfg.out)
     (compare_grid if cfg.compare else run_grids)(cfg, out)
-    records.write_resolved(cfg, out, "grids_config.toml")
+    presets.write_resolved(cfg, out, "grids_config.toml")
     return 0
 
 

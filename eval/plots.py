@@ -12,7 +12,7 @@ resumed run's repeated points count once.
 import sys
 
 from brushwork import cli
-from brushwork.core import records
+from brushwork.core import presets
 from brushwork.evaluation import plots
 from brushwork.schemas.eval import PlotsConfig
 
@@ -27,7 +27,7 @@ def main(cfg: PlotsConfig) -> int:
     path = out_file(cfg.out or cfg.run, "losses.png")
     scalars = plots.read_scalars(cfg.run)
     path, drawn = plots.loss_plot(scalars, path, title=f"{cfg.run}: losses")
-    records.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
+    presets.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
     images = max((s for values in scalars.values() for s, _ in values), default=0)
     print(f"loss plot: {path} ({', '.join(drawn)}; up to {images} images seen)")
     return 0

@@ -22,26 +22,29 @@ import sys
 from pathlib import Path
 
 from brushwork import cli
-from brushwork.core import records
+from brushwork.core import presets
 from brushwork.core.errors import BrushworkError
-from brushwork.evaluation import survey
 from brushwork.schemas.eval import SurveyBuildConfig, SurveyScoreConfig, SurveySimulateConfig
 
 
 def build(cfg: SurveyBuildConfig) -> int:
+    from brushwork.evaluation import survey  # numpy and PIL: imported once the flags are good
+
     if not cfg.fakes or not cfg.reals:
         raise BrushworkError("build needs --fakes DIR (generated images) and --reals DIR (real images)")
     # resolved first: with --out . or DIR/.. the folder's name and parent are only known that way, and the key,
     # config and zip go beside the package, never into it
     out = Path(cfg.out).resolve()
     key = survey.build(cfg.fakes, cfg.reals, str(out), cfg.n, cfg.image_size, cfg.quality, cfg.seed, cfg.title, cfg.zip)
-    records.write_resolved(cfg, survey.answers_dir(out), "build_config.toml")
+    presets.write_resolved(cfg, survey.answers_dir(out), "build_config.toml")
     print(f"survey package: {out}/index.html ({len(key['order'])} images)" + (f", {out}.zip" if cfg.zip else ""))
     print(f"answer key (keep it, do not send it): {survey.key_path(out)}")
     return 0
 
 
 def score(cfg: SurveyScoreConfig) -> int:
+    from brushwork.evaluation import survey
+
     if not cfg.key or not cfg.responses:
         raise BrushworkError("score needs the key file and at least one response file")
     key = survey.read_key(cfg.key)
@@ -52,7 +55,7 @@ def score(cfg: SurveyScoreConfig) -> int:
         raise BrushworkError(f"no valid responses among {len(cfg.responses)} file(s)")
     result = survey.score(key, tally)
     written = survey.write_report(result, cfg.out)
-    records.write_resolved(cfg, cfg.out, "score_config.toml")
+    presets.write_resolved(cfg, cfg.out, "score_config.toml")
     low, high = result["wilson95"]
     print(f"{result['responses']} responses: generated images judged real {100 * result['generated_judged_real_rate']:.1f} % "
           f"(95 % CI {100 * low:.1f}-{100 * high:.1f} %); wrote {', '.join(str(p) for p in written)}")
@@ -60,10 +63,12 @@ def score(cfg: SurveyScoreConfig) -> int:
 
 
 def simulate(cfg: SurveySimulateConfig) -> int:
+    from brushwork.evaluation import survey
+
     if not cfg.key:
         raise BrushworkError("simulate needs the key file")
     paths = survey.simulate(survey.read_key(cfg.key), cfg.raters, cfg.out, cfg.accuracy, cfg.seed)
-    records.write_resolved(cfg, cfg.out, "simulate_config.toml")
+    presets.write_resolved(cfg, cfg.out, "simulate_config.toml")
     print(f"{len(paths)} synthetic responses in {cfg.out}")
     return 0
 

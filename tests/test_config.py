@@ -8,11 +8,10 @@ import pytest
 from conftest import assert_one_error_line, run_script
 
 from brushwork import cli
-from brushwork.core import records
+from brushwork.core import presets
 from brushwork.core.config import Config, build, load_config, setting
 from brushwork.core.errors import ConfigError
-from brushwork.core.presets import load_preset
-from brushwork.core.records import to_toml
+from brushwork.core.presets import load_preset, to_toml
 from brushwork.schemas.data import ShardConfig
 from brushwork.schemas.gatys import PAIR_KEYS, RENDER_KEYS, GatysConfig
 from brushwork.schemas.train import CycleGANConfig, FastStyleConfig
@@ -137,7 +136,7 @@ def test_resolved_toml_round_trips(tmp_path):
     for cfg in (load_config(CycleGANConfig, "vangogh", {"lr": 3e-5, "resume": "auto", "mixed_precision": "bf16"},
                             tool="cyclegan"),
                 Mixed(), build(Mixed, {"layers": "a,b,c", "cap": 7, "weights": [1, 2], "mode": "b"})):
-        path = records.write_resolved(cfg, tmp_path / type(cfg).__name__)
+        path = presets.write_resolved(cfg, tmp_path / type(cfg).__name__)
         assert load_config(type(cfg), path) == cfg
         assert path.read_text() == to_toml(cfg)
 

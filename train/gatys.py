@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from brushwork import cli
-from brushwork.core import distributed, records
+from brushwork.core import distributed, presets
 from brushwork.core.errors import BrushworkError
 from brushwork.core.progress import Progress, print_line
 from brushwork.schemas.gatys import GatysConfig
@@ -56,7 +56,7 @@ def main(cfg: GatysConfig) -> int:
     todo_all = gatys_run.pairs_to_render(out, pairs, cfg.overwrite)
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        records.write_resolved(cfg, out, "gatys_config.toml")
+        presets.write_resolved(cfg, out, "gatys_config.toml")
         for f in refused:
             fail_line(f.name, f.reason)
     todo_names = {p.name for p in todo_all}

@@ -12,16 +12,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import os
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, Literal
-
-import pydantic
+from typing import TYPE_CHECKING, Any, Literal
 
 from brushwork.core.errors import ConfigError
 from brushwork.core.presets import CONFIG_ROOT, DEFAULTS, load_preset, preset_path
+
+if TYPE_CHECKING:
+    import pydantic
 
 
 def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -128,7 +130,27 @@ def type_name(tp: Any) -> str:
 
 @functools.cache
 def _adapter(tp: Any) -> pydantic.TypeAdapter:
+    import pydantic  # here, not at the top: a command's --help stays quick
+
     return pydantic.TypeAdapter(tp, config=pydantic.ConfigDict(allow_inf_nan=False))
+
+
+def _typed(value: Any, tp: Any) -> bool:
+    """Whether ``value`` already is a ``tp`` (an int counts as a float; a list as a tuple)."""
+    inner = unwrap_optional(tp)[0]
+    if typing.get_origin(inner) is tuple:
+        return isinstance(value, (list, tuple)) and all(_typed(v, typing.get_args(inner)[0]) for v in value)
+    if typing.get_origin(inner) is Literal:
+        return any(value == a and type(value) is type(a) for a in typing.get_args(inner))
+    if inner is float:
+        return type(value) in (int, float) and math.isfinite(value)
+    return type(value) is inner
+
+
+def _typed_item(value: Any, tp: Any) -> Any:
+    inner = unwrap_optional(tp)[0]
+    item = typing.get_args(inner)[0] if typing.get_origin(inner) is tuple else inner
+    return float(value) if item is float else value
 
 
 def coerce(value: Any, tp: Any) -> Any:
@@ -143,13 +165,16 @@ def coerce(value: Any, tp: Any) -> Any:
         value = [value]
     if isinstance(value, bool) and inner is not bool:
         raise ValueError  # pydantic reads True as 1: a flag given where a number belongs is a mistake
+    if _typed(value, tp):  # TOML's values mostly are of the field's type already: no pydantic (a quick --help)
+        return tuple(_typed_item(v, tp) for v in value) if is_list(tp) else _typed_item(value, tp)
     if isinstance(value, str) and (inner is bool or typing.get_origin(inner) is Literal):
         value = value.lower() if inner is bool else next(
             (a for a in typing.get_args(inner) if str(a).lower() == value.lower()), value)
+    adapter = _adapter(tp)
     try:
-        return _adapter(tp).validate_python(value)
-    except pydantic.ValidationError:
-        raise ValueError from None
+        return adapter.validate_python(value)
+    except Exception as e:  # pydantic.ValidationError
+        raise ValueError from e
 
 
 def _number(v: float) -> str:

@@ -8,21 +8,16 @@ instead of a KeyError far away. Readers get back the plain dict they always had.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
-import tomllib
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from brushwork.core.errors import BrushworkError, ConfigError
-from brushwork.core.fileio import atomic_write_text
-from brushwork.core.presets import LAUNCH_TABLE
+from brushwork.core.errors import BrushworkError
 
 Count = Annotated[int, Field(ge=0, le=10**15)]
 Positive = Annotated[int, Field(ge=1, le=10**9)]
@@ -151,63 +146,3 @@ def read_json(path: str | os.PathLike, schema: type[BaseModel], fix: str) -> dic
 def step_folder(name: str) -> bool:
     """Checkpoint folders are ``step_`` and eight digits; anything else there is not one of ours."""
     return bool(STEP_FOLDER.fullmatch(name))
-
-
-# ---------------------------------------------------------------------------------------------
-# A command's resolved config, as TOML
-
-
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
-    if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def to_toml(cfg: Any, header: str = "") -> str:
-    """The config as flat TOML; fields that are None are left out (None is their default)."""
-    lines = [f"# resolved {type(cfg).__name__}"] + ([f"# {header}"] if header else [])
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if value is None:
-            continue
-        lines.append(f"{f.name} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def write_resolved(cfg: Any, out_dir: str | os.PathLike, name: str = "config.toml",
-                   launch: Mapping[str, Any] | None = None) -> Path:
-    """Write the resolved config into ``out_dir`` atomically; returns the path. ``launch``: what the launcher
-    decided (processes, precision, dynamo), recorded as a ``[launch]`` table that a preset read back ignores."""
-    path = Path(out_dir) / name
-    text = to_toml(cfg)
-    if launch:
-        text += f"\n[{LAUNCH_TABLE}]  # what the launcher decided; not flags\n" + "".join(
-            f"{k} = {_toml_value(v)}\n" for k, v in launch.items())
-    atomic_write_text(path, text)
-    return path
-
-
-def read_resolved(path: str | os.PathLike, schema: Any = None) -> dict[str, Any]:
-    """The values of a resolved config file (as written by ``write_resolved``); {} if there is none.
-    With ``schema`` (a ``records`` model) the fields other commands read are checked too."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    try:
-        values = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
-        raise ConfigError(f"{path}: unreadable config ({e}); restore it or remove it") from None
-    if schema is not None:
-        check(values, schema, str(path), "restore it (it is written by the run) or remove it")
-    return values

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from brushwork.core.errors import BrushworkError
+from brushwork.core.presets import to_toml
 from brushwork.core.progress import Progress
-from brushwork.core.records import to_toml
 from brushwork.data import shards
 from brushwork.schemas.data import ShardConfig
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from brushwork.core import distributed, records
+from brushwork.core import distributed, presets
 from brushwork.core.config import fields_with_role
 from brushwork.core.errors import BrushworkError, ImageError
 from brushwork.core.fileio import distinct_stems, inside
@@ -97,7 +97,7 @@ def apply_folder(cfg, forward: Forward, used: str, *, domain: str, tool: str, ti
     if state.is_main_process:
         say(f"weights: {used}")
         out.mkdir(parents=True, exist_ok=True)
-        records.write_resolved(cfg, out, f"{tool}_config.toml")
+        presets.write_resolved(cfg, out, f"{tool}_config.toml")
         ledger.start()
     state.wait_for_everyone()  # the settings record exists before any rank records an output
     distributed.work_started()

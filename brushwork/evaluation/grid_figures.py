@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from brushwork.core import records
+from brushwork.core import presets, records
 from brushwork.core.errors import BrushworkError, ImageError
 from brushwork.core.log import say
 from brushwork.data.images import fit, save_image, to_tensor
@@ -37,7 +37,7 @@ def run_kind(run: str) -> str:
     recorded = registry.recorded_kind(path)
     if recorded:
         return recorded
-    values = records.read_resolved(path / "config.toml", records.RunConfig)
+    values = presets.read_resolved(path / "config.toml", records.RunConfig)
     if "style" in values and "width" in values:
         return "fast_style"
     if values or (path / "checkpoints").is_dir() or (path / "export" / "G_A.pth").is_file():
@@ -46,7 +46,7 @@ def run_kind(run: str) -> str:
 
 
 def run_data(run: str, data: str) -> tuple[str, str]:
-    values = records.read_resolved(Path(run) / "config.toml", records.RunConfig)
+    values = presets.read_resolved(Path(run) / "config.toml", records.RunConfig)
     source = data or values.get("data", "")
     if not source:
         raise BrushworkError(f"{run}: no config.toml naming its data; pass --data")
@@ -161,7 +161,7 @@ def compare_styles(cfg: GridsConfig) -> list[str]:
         if kind == "fast_style":
             found += style_paths_of(run)
         elif kind == "gatys":
-            style = records.read_resolved(Path(run) / "gatys_config.toml").get("style", "")
+            style = presets.read_resolved(Path(run) / "gatys_config.toml").get("style", "")
             for named in (style if isinstance(style, list) else [style]):
                 found += [str(p) for p in find_images(named)] if Path(named).is_dir() else [named]
     return list(dict.fromkeys(p for p in found if Path(p).is_file()))

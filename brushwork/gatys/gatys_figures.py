@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from brushwork.core import records
+from brushwork.core import presets
 from brushwork.core.errors import BrushworkError
 from brushwork.core.fileio import atomic_write_text, out_file, save_figure
 from brushwork.core.log import say
@@ -48,7 +48,7 @@ def fig3(cfg: Fig3Config) -> int:
         _, failed = gatys_run.render_all(planned, run, cells_dir, device)
         if failed:
             raise BrushworkError(f"{len(failed)} cell(s) failed: {failed[0].reason}")
-    records.write_resolved(cfg, out, "fig3_config.toml")
+    presets.write_resolved(cfg, out, "fig3_config.toml")
     grid = assemble(cells_dir, cells, cfg.ratios, cfg.depths, load_image(cfg.content), load_image(cfg.style))
     save_image(grid, out / "fig3.png")
     say(f"fig3: {out / 'fig3.png'} ({len(cfg.depths)} layer sets x {len(cfg.ratios)} ratios, "
@@ -109,6 +109,6 @@ def fig4(cfg: Fig4Config) -> int:
     path = out_file(cfg.out, "fig4.png")
     save_figure(fig, path)
     plt.close(fig)
-    records.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
+    presets.write_resolved(cfg, path.parent, f"{path.stem}_config.toml")
     say(f"fig4: {path}")
     return 0

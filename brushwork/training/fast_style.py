@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from brushwork.core import records
+from brushwork.core import presets, records
 from brushwork.core.errors import BrushworkError
 from brushwork.data.images import cover_crop, from_unit_tensor, load_image, to_unit_tensor
 from brushwork.gatys import objective as gatys
@@ -176,7 +176,7 @@ def style_paths_of(source: str | Path) -> list[str]:
     run = source if source.is_dir() else source.parent.parent if source.parent.name == "export" else None
     if run is None or not (run / "config.toml").is_file():
         return []
-    return [str(p) for p in records.read_resolved(run / "config.toml", records.RunConfig).get("style", [])]
+    return [str(p) for p in presets.read_resolved(run / "config.toml", records.RunConfig).get("style", [])]
 
 
 def load_stylizer(source: str | Path, step: int | None = None) -> tuple[TransformerNet, str, list[str]]:
@@ -190,7 +190,7 @@ def load_stylizer(source: str | Path, step: int | None = None) -> tuple[Transfor
         models = checkpoint.load_file(ckpt / "models.pt")
         registry.expect(source, "fast_style", registry.kind_of_state(models))  # a run made before kinds were recorded
         net = _net_from_state(models.get("net") if isinstance(models, dict) else models, f"{ckpt / 'models.pt'}")
-        recorded = records.read_resolved(source / "config.toml", records.RunConfig)
+        recorded = presets.read_resolved(source / "config.toml", records.RunConfig)
         styles = [style_name(p) for p in recorded.get("style", [])]
         used = f"fast-style network of {source} at step {checkpoint.step_of(ckpt)} ({ckpt / 'models.pt'})"
     elif source.is_file():

@@ -27,7 +27,7 @@ from typing import Protocol
 
 import torch
 
-from brushwork.core import distributed, records
+from brushwork.core import distributed, presets
 from brushwork.core.errors import BrushworkError
 from brushwork.core.log import say
 from brushwork.core.progress import Progress
@@ -385,7 +385,7 @@ def launch_record(accelerator) -> dict:
 def start_trackers(accelerator, cfg, resumed_images: int | None) -> None:
     """One tracker run per run dir: TensorBoard appends to tb/ (its axis: images seen), dropping the points a
     resume repeats."""
-    from brushwork.core.records import to_toml
+    from brushwork.core.presets import to_toml
 
     kwargs = {"tensorboard": {"purge_step": resumed_images + 1}} if resumed_images is not None else {}
     accelerator.init_trackers("tb", init_kwargs=kwargs)  # no hparams: TensorBoard would add a run per start
@@ -412,7 +412,7 @@ def train(cfg, accelerator, trainer: Trainer, *, name: str, aug, pin_memory: boo
         sources=trainer.data_sources)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        records.write_resolved(cfg, run_dir, launch=launch_record(accelerator))
+        presets.write_resolved(cfg, run_dir, launch=launch_record(accelerator))
     start_trackers(accelerator, cfg, c.images_seen if resumed else None)
     describe = f"precision {cfg.mixed_precision}" + (", compiled" if cfg.compile else "")
     stopped = loop.run(loader, steps_per_epoch, describe=describe)
