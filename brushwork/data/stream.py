@@ -402,12 +402,10 @@ def train_loader(root: str, *, batch_size: int, rank: int, world: int, num_worke
     """(endless DataLoader of batches for one rank, steps per epoch). The batches hold ``domains`` of ``root``,
     or with ``sources`` (key, root, domain) each key's domain of its own root (AdaIN: photos and paintings
     from two datasets)."""
-    if sources:
-        shards = [DomainShards(key, tuple(shard_refs(where, read_manifest(where), split, domain)))
-                  for key, where, domain in sources]
-    else:
-        manifest = read_manifest(root)
-        shards = [domain_shards(root, split, d, manifest) for d in domains]
+    sources = sources or tuple((d, root, d) for d in domains)
+    manifests = {where: read_manifest(where) for where in dict.fromkeys(where for _, where, _ in sources)}  # once each
+    shards = [DomainShards(key, tuple(shard_refs(where, manifests[where], split, domain)))
+              for key, where, domain in sources]
     epoch = steps_per_epoch(shards, batch_size, world)
     dataset = DomainBatches(shards, batch_size=batch_size, rank=rank, world=world, num_workers=num_workers,
                             seed=seed, aug=aug, buffer=buffer, start_batch=start_batch)

@@ -107,7 +107,8 @@ def compare_grid(cfg: GridsConfig, out: Path) -> None:
         content = str(Path(source, "testB")) if Path(source, "testB").is_dir() else source
     items = choose(image_source(content, "test", "B"), cfg.rows, cfg.seed)
     photos = [it.load() for it in items]
-    columns, labels = [torch.stack([square(p, cfg.cell_size) for p in photos])], ["photo"]
+    photo_cells = torch.stack([square(p, cfg.cell_size) for p in photos])  # [-1, 1]
+    columns, labels = [photo_cells], ["photo"]
     for run in cfg.runs:
         kind = run_kind(run)
         if kind == "gatys":
@@ -119,9 +120,8 @@ def compare_grid(cfg: GridsConfig, out: Path) -> None:
 
             net, used, styles = load_stylizer(run, cfg.step)
             say(f"{run}: {used}")
-            x = torch.stack([square(p, cfg.cell_size) for p in photos])
             for index, style in enumerate(styles):
-                columns.append(net((x + 1) / 2, index).clamp(0, 1) * 2 - 1)  # the network works in [0, 1]
+                columns.append(net((photo_cells + 1) / 2, index).clamp(0, 1) * 2 - 1)  # the network works in [0, 1]
                 labels.append(f"fast style: {style}")
         elif kind == "adain":
             from brushwork.training.adain import load_model, load_styles
@@ -133,9 +133,8 @@ def compare_grid(cfg: GridsConfig, out: Path) -> None:
                 raise BrushworkError(f"{run}: an AdaIN run paints any style: give --style IMAGE[,IMAGE...] (or put a "
                                      "Gatys render folder or a fast-style run in the grid: their styles are used)")
             style_images, _ = load_styles(tuple(paths), cfg.cell_size)
-            x = torch.stack([square(p, cfg.cell_size) for p in photos])
             for style_path, style_image in zip(paths, style_images):
-                columns.append(model.stylize((x + 1) / 2, [style_image]) * 2 - 1)
+                columns.append(model.stylize((photo_cells + 1) / 2, [style_image]) * 2 - 1)
                 labels.append(f"AdaIN: {Path(style_path).stem}")
         else:
             G_B, used = translate.load_generator(run, "BtoA", cfg.step)

@@ -39,14 +39,15 @@ def kind_of_state(state) -> str | None:
 
 
 def recorded_kind(run: str | Path) -> str | None:
-    """The kind a run dir (or a folder with export/) recorded: the newest checkpoint's meta.json, else
-    export/info.json; None when neither says (a run made before kinds were recorded)."""
+    """The kind a run dir (or a folder with export/, or an export folder itself) recorded: the newest checkpoint's
+    meta.json, else export/info.json, else info.json; None when none says (a run made before kinds were
+    recorded)."""
     run = Path(run)
     latest = run / "checkpoints" / "latest"
     candidates = []
     if latest.is_file():
         candidates.append(run / "checkpoints" / latest.read_text().strip() / "meta.json")
-    candidates.append(run / "export" / "info.json")
+    candidates += [run / "export" / "info.json", run / "info.json"]
     for path in candidates:
         try:
             kind = json.loads(path.read_text()).get("kind")

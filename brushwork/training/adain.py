@@ -11,7 +11,6 @@ The trainer offers the interface ``trainer.TrainingLoop`` drives, exactly as the
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -119,13 +118,7 @@ def load_model(source: str | Path, step: int | None = None) -> tuple[adain.AdaIN
     if not encoder_file.is_file() or not decoder_file.is_file():
         raise BrushworkError(f"{export_dir}: an AdaIN export holds encoder.pth and decoder.pth; pass the run dir of "
                              "train/adain.py (after its first checkpoint) or its export/ folder")
-    info = export_dir / "info.json"
-    if info.is_file():
-        try:
-            kind = json.loads(info.read_text()).get("kind")
-        except (ValueError, AttributeError):
-            kind = None
-        registry.expect(export_dir, "adain", kind)
+    registry.expect(export_dir, "adain", registry.recorded_kind(export_dir))
     encoder_state = checkpoint.load_file(encoder_file)
     registry.expect(encoder_file, "adain", registry.kind_of_state(encoder_state), is_file=True)
     net = adain.AdaINNet(encoder_from_state(encoder_state))
@@ -146,18 +139,12 @@ def load_styles(paths: tuple[str, ...], shorter_side: int | None) -> tuple[list[
     files' bytes, recorded with every output so a changed style image is a changed setting)."""
     import hashlib
 
-    from PIL import Image
-
     from brushwork.data.images import load_image, to_unit_tensor
+    from brushwork.evaluation.translate import test_scale
 
     images, digest = [], hashlib.sha256()
     for path in paths:
-        img = load_image(path)
-        if shorter_side and min(img.size) != shorter_side:
-            scale = shorter_side / min(img.size)
-            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                             Image.Resampling.BICUBIC)
-        images.append(to_unit_tensor(img)[None])
+        images.append(to_unit_tensor(test_scale(load_image(path), "scale_shorter_side", shorter_side))[None])
         digest.update(Path(path).read_bytes())
     return images, digest.hexdigest()[:16]
 
@@ -184,40 +171,13 @@ def export_onnx(net: adain.AdaINNet, path: str | Path, alpha: float = 1.0, toler
     """Export the model with inputs ``content`` and ``style`` (float32 NCHW RGB in [0, 1], any batch and sizes)
     and output ``stylized`` in [0, 1]; run it in onnxruntime at two content and style sizes (one not a multiple of
     8) against torch; returns the largest difference (BrushworkError above ``tolerance``, the file removed)."""
-    import warnings
+    from brushwork.models.onnx_export import export_checked
 
-    from brushwork.core.fileio import atomic_open
-
-    try:
-        import onnxruntime
-    except ImportError:
-        raise BrushworkError("--onnx needs onnx and onnxruntime: pip install -e '.[onnx]' in the brushwork "
-                             "checkout") from None
     model = _OnnxAdaIN(net.float().cpu().eval(), alpha).eval()
     gen = torch.Generator().manual_seed(0)
     checks = [(torch.rand(1, 3, 64, 96, generator=gen), torch.rand(1, 3, 72, 56, generator=gen)),
               (torch.rand(1, 3, 53, 70, generator=gen), torch.rand(1, 3, 48, 48, generator=gen))]
     axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings(), atomic_open(path, "wb") as f:
-        warnings.simplefilter("ignore")  # the exporter's notes on tracing and constant folding
-        torch.onnx.export(model, checks[0], f, input_names=["content", "style"],  # type: ignore[arg-type]
-                          output_names=["stylized"],
-                          dynamic_axes={"content": axes, "style": {0: "style_batch", 2: "style_height",
-                                                                   3: "style_width"}, "stylized": axes},
-                          opset_version=17, dynamo=False)
-    try:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        worst = 0.0
-        for content, style in checks:
-            with torch.no_grad():
-                expected = model(content, style).numpy()
-            got = session.run(None, {"content": content.numpy(), "style": style.numpy()})[0]
-            worst = max(worst, float(abs(got - expected).max()) if got.shape == expected.shape else float("inf"))
-    except Exception:
-        Path(path).unlink(missing_ok=True)  # an export that was not checked is not left behind
-        raise
-    if worst > tolerance:
-        Path(path).unlink(missing_ok=True)
-        raise BrushworkError(f"{path}: onnxruntime differs from torch by {worst:.2e} (more than {tolerance:g}); the "
-                             "export is not usable")
-    return worst
+    style_axes = {0: "style_batch", 2: "style_height", 3: "style_width"}
+    return export_checked(model, path, checks, ["content", "style"],
+                          {"content": axes, "style": style_axes, "stylized": axes}, tolerance)

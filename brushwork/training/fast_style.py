@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from brushwork.core import presets, records
 from brushwork.core.errors import BrushworkError
@@ -40,15 +39,13 @@ def style_name(path: str) -> str:
 
 def load_style_images(paths: tuple[str, ...], size: int | None) -> tuple[list[torch.Tensor], list[str]]:
     """(1, 3, H, W) tensors in [0, 1] scaled so the longer side is ``size`` (or at most 1024), and their sha256s."""
+    from brushwork.evaluation.translate import test_scale
+
     images, digests = [], []
     for path in paths:
         img = load_image(path)
         longer = size or min(max(img.size), MAX_STYLE_SIDE)
-        if max(img.size) != longer:
-            scale = longer / max(img.size)
-            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                             Image.Resampling.BICUBIC)
-        images.append(to_unit_tensor(img)[None])
+        images.append(to_unit_tensor(test_scale(img, "scale_longer_side", longer))[None])
         digests.append(hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16])
     return images, digests
 
@@ -215,37 +212,10 @@ def export_onnx(net: TransformerNet, weights: torch.Tensor, path: str | Path, ch
     """Export the network with its style weights fixed to ONNX (dynamic batch, height, width; sides must be
     multiples of 4), then run it in onnxruntime on ``check`` (N, 3, H, W) and on a second size; returns the
     largest difference from torch's output (BrushworkError above ``tolerance``)."""
-    import warnings
-
-    from brushwork.core.fileio import atomic_open
+    from brushwork.models.onnx_export import export_checked
     from brushwork.models.style_net import FixedStyle
 
-    try:
-        import onnxruntime
-    except ImportError:
-        raise BrushworkError("--onnx needs onnx and onnxruntime: pip install -e '.[onnx]' in the brushwork "
-                             "checkout") from None
     model = FixedStyle(net.float().cpu().eval(), weights.float()).eval()
+    other = F.interpolate(check, size=(check.shape[2] + 8, check.shape[3] + 4), mode="bilinear", align_corners=False)
     axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings(), atomic_open(path, "wb") as f:
-        warnings.simplefilter("ignore")  # the exporter's notes on tracing and constant folding
-        torch.onnx.export(model, (check,), f, input_names=["image"], output_names=["stylized"],
-                          dynamic_axes={"image": axes, "stylized": axes}, opset_version=17, dynamo=False)
-    try:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        worst = 0.0
-        other = F.interpolate(check, size=(check.shape[2] + 8, check.shape[3] + 4), mode="bilinear",
-                              align_corners=False)
-        for x in (check, other):
-            with torch.no_grad():
-                expected = model(x).numpy()
-            got = session.run(None, {"image": x.numpy()})[0]
-            worst = max(worst, float(abs(got - expected).max()))
-    except Exception:
-        Path(path).unlink(missing_ok=True)  # an export that was not checked is not left behind
-        raise
-    if worst > tolerance:
-        Path(path).unlink(missing_ok=True)
-        raise BrushworkError(f"{path}: onnxruntime differs from torch by {worst:.2e} (more than {tolerance:g}); the "
-                             "export is not usable")
-    return worst
+    return export_checked(model, path, [(check,), (other,)], ["image"], {"image": axes, "stylized": axes}, tolerance)

@@ -408,8 +408,7 @@ def train(cfg, accelerator, trainer: Trainer, *, name: str, aug, pin_memory: boo
     loader, steps_per_epoch = data.train_loader(
         cfg.data, batch_size=cfg.batch_size, rank=accelerator.process_index, world=accelerator.num_processes,
         num_workers=cfg.num_workers, seed=c.data_seed, aug=aug, buffer=cfg.shuffle_buffer, start_batch=c.data_batches,
-        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory, domains=trainer.data_domains,
-        sources=trainer.data_sources)
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory, sources=trainer.data_sources)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         presets.write_resolved(cfg, run_dir, launch=launch_record(accelerator))
