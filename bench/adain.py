@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gatys import seconds_per_iteration  # noqa: E402
-from harness import machine  # noqa: E402
+from harness import machine, time_calls  # noqa: E402
 
 from brushwork.models.style_net import TransformerNet  # noqa: E402
 from brushwork.schemas.train import AdaINConfig  # noqa: E402
@@ -42,13 +42,7 @@ def run(cfg: AdaINBench) -> int:
     g = torch.Generator().manual_seed(0)
     batch = lambda: {k: torch.rand(cfg.train_batch, 3, cfg.train_size, cfg.train_size, generator=g) * 2 - 1
                      for k in ("content", "style")}
-    trainer.step(batch())  # warm-up
-    steps = []
-    for _ in range(cfg.iters):
-        data = batch()
-        t0 = time.perf_counter()
-        trainer.step(data)
-        steps.append(time.perf_counter() - t0)
+    steps = time_calls(trainer.step, batch, cfg.iters)
     train = {"train_size": cfg.train_size, "batch": cfg.train_batch, "s_per_step": statistics.median(steps),
              "min": min(steps), "max": max(steps)}
     print(json.dumps(train), flush=True)

@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gatys import seconds_per_iteration  # noqa: E402
-from harness import machine  # noqa: E402
+from harness import machine, time_calls  # noqa: E402
 
 from brushwork.schemas.train import FastStyleConfig  # noqa: E402
 from brushwork.training.fast_style import FastStyleTrainer  # noqa: E402
@@ -44,13 +44,7 @@ def run(cfg: FastStyleBench) -> int:
                                                    size=cfg.train_size, style_size=cfg.train_size))
     g = torch.Generator().manual_seed(0)
     batch = lambda: {"B": torch.rand(cfg.train_batch, 3, cfg.train_size, cfg.train_size, generator=g) * 2 - 1}
-    trainer.step(batch())  # warm-up
-    steps = []
-    for _ in range(cfg.iters):
-        data = batch()
-        t0 = time.perf_counter()
-        trainer.step(data)
-        steps.append(time.perf_counter() - t0)
+    steps = time_calls(trainer.step, batch, cfg.iters)
     train = {"train_size": cfg.train_size, "batch": cfg.train_batch, "width": cfg.width,
              "s_per_step": statistics.median(steps), "min": min(steps), "max": max(steps)}
     print(json.dumps(train), flush=True)

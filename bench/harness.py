@@ -47,13 +47,20 @@ def time_steps(trainer: CycleGANTrainer, size: int, batch: int, iters: int, warm
                channels_last: bool = False) -> list[float]:
     """Seconds of each timed ``trainer.step`` (after ``warmup`` untimed ones)."""
     gen = torch.Generator().manual_seed(1)
+    return time_calls(trainer.step, lambda: random_batch(size, batch, trainer.device, gen, channels_last), iters,
+                      warmup, trainer.device)
+
+
+def time_calls(step, make_batch, iters: int, warmup: int = 1, device="cpu") -> list[float]:
+    """Seconds of each timed ``step(make_batch())`` (the batch made outside the clock), after ``warmup`` untimed
+    calls: any trainer's step."""
     times = []
     for i in range(warmup + iters):
-        data = random_batch(size, batch, trainer.device, gen, channels_last)
-        synchronize(trainer.device)
+        data = make_batch()
+        synchronize(device)
         t0 = time.perf_counter()
-        trainer.step(data)
-        synchronize(trainer.device)
+        step(data)
+        synchronize(device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     return times

@@ -129,6 +129,22 @@ def kill_tree(pid: int, sig=None) -> None:
             pass
 
 
+def kill_at_first_checkpoint(cmd: list[str], run_dir: Path, timeout: float = 240) -> int:
+    """Start a training command, kill it (launcher and every rank) once its first checkpoint is in place, and
+    return that checkpoint's step."""
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+                            env={**os.environ, **TRAIN_ENV})
+    latest = Path(run_dir) / "checkpoints" / "latest"
+    deadline = time.time() + timeout
+    while time.time() < deadline and not latest.exists():
+        time.sleep(0.01)
+    kill_tree(proc.pid)
+    proc.wait()
+    return int(latest.read_text().strip().split("_")[1])
+
+
 CI_TOOLS = {"chromium": ("chromium", "chromium-browser", "google-chrome"), "chromedriver": ("chromedriver",),
             "shellcheck": ("shellcheck",)}
 

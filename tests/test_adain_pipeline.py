@@ -6,13 +6,21 @@ import json
 import os
 import subprocess
 import sys
-import time
 import warnings
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, SAMPLES, TRAIN_ENV, assert_one_error_line, free_port, kill_tree, run_script, synth_shards
+from conftest import (
+    REPO,
+    SAMPLES,
+    TRAIN_ENV,
+    assert_one_error_line,
+    free_port,
+    kill_at_first_checkpoint,
+    run_script,
+    synth_shards,
+)
 from PIL import Image
 
 from brushwork.models import adain, vgg
@@ -184,15 +192,7 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, shards):
     whole = tmp_path / "whole"
     assert run_adain(whole, *common).returncode == 0
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(adain_command(killed, *common), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=REPO, env={**os.environ, **TRAIN_ENV})
-    latest = killed / "checkpoints" / "latest"
-    deadline = time.time() + 300
-    while time.time() < deadline and not latest.exists():
-        time.sleep(0.01)
-    kill_tree(proc.pid)
-    proc.wait()
-    at = int(latest.read_text().strip().split("_")[1])
+    at = kill_at_first_checkpoint(adain_command(killed, *common), killed, timeout=300)
     assert at < 8, "training ended before it could be killed"
     resumed = run_adain(killed, *common, "--resume", "auto")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

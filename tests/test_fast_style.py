@@ -5,12 +5,20 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, SAMPLES, TRAIN_ENV, assert_one_error_line, free_port, kill_tree, run_script, synth_shards
+from conftest import (
+    REPO,
+    SAMPLES,
+    TRAIN_ENV,
+    assert_one_error_line,
+    free_port,
+    kill_at_first_checkpoint,
+    run_script,
+    synth_shards,
+)
 from PIL import Image
 
 from brushwork.core.errors import BrushworkError
@@ -183,15 +191,7 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, shards):
     whole = tmp_path / "whole"
     assert run_fast(whole, shards, *common).returncode == 0
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(fast_command(killed, shards, *common), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=REPO, env={**os.environ, **TRAIN_ENV})
-    latest = killed / "checkpoints" / "latest"
-    deadline = time.time() + 240
-    while time.time() < deadline and not latest.exists():
-        time.sleep(0.01)
-    kill_tree(proc.pid)
-    proc.wait()
-    at = int(latest.read_text().strip().split("_")[1])
+    at = kill_at_first_checkpoint(fast_command(killed, shards, *common), killed)
     assert at < 10, "training ended before it could be killed"
     resumed = run_fast(killed, shards, *common, "--resume", "auto")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -9,7 +9,15 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TRAIN_ENV, assert_one_error_line, kill_tree, run_train, synth_shards, train_command
+from conftest import (
+    REPO,
+    TRAIN_ENV,
+    assert_one_error_line,
+    kill_at_first_checkpoint,
+    run_train,
+    synth_shards,
+    train_command,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -94,16 +102,7 @@ def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path, shards, procs)
     whole = tmp_path / "whole"
     assert run_train(whole, shards, *common, procs=procs).returncode == 0
     killed = tmp_path / "killed"
-    cmd = train_command(killed, shards, *common, procs=procs)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
-                            env={**os.environ, **TRAIN_ENV})
-    latest = killed / "checkpoints" / "latest"
-    deadline = time.time() + 240
-    while time.time() < deadline and not latest.exists():
-        time.sleep(0.01)
-    kill_tree(proc.pid)  # launcher and every rank, mid-run
-    proc.wait()
-    at = int(latest.read_text().strip().split("_")[1])
+    at = kill_at_first_checkpoint(train_command(killed, shards, *common, procs=procs), killed)  # mid-run
     assert at < 2 * k, "training ended before it could be killed"
     resumed = run_train(killed, shards, *common, "--resume", "auto", procs=procs)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
