@@ -11,8 +11,9 @@ import pytest
 from conftest import REPO
 
 from brushwork import cli
-from brushwork.core import config, distributed
+from brushwork.core import distributed
 from brushwork.core.errors import ConfigError
+from brushwork.schemas import fields
 
 
 def pretrained_command():
@@ -59,7 +60,7 @@ IDS = [" ".join(prefix) for prefix, _ in COMMANDS]
 
 
 def first(cls, predicate):
-    types = config.field_types(cls)
+    types = fields.field_types(cls)
     return next((f for f in dataclasses.fields(cls) if predicate(f, types[f.name])), None)
 
 
@@ -68,10 +69,10 @@ def test_bad_flags_are_one_line_and_exit_2(prefix, command, capsys):
     argv = prefix[1:]
     cls = command.config
     cases = [([*argv, "--no_such_flag", "1"], "unknown flag --no_such_flag")]
-    typed = first(cls, lambda f, tp: config.unwrap_optional(tp)[0] in (int, float, bool))
+    typed = first(cls, lambda f, tp: fields.unwrap_optional(tp)[0] in (int, float, bool))
     if typed:
         cases.append(([*argv, f"--{typed.name}=abc"], f"--{typed.name}"))  # the type parser's wording
-    bounded = first(cls, lambda f, tp: f.metadata.get("min") is not None and not config.is_list(tp))
+    bounded = first(cls, lambda f, tp: f.metadata.get("min") is not None and not fields.is_list(tp))
     if bounded:
         low = bounded.metadata["min"] - 1
         cases.append(([*argv, f"--{bounded.name}", str(low)], f"--{bounded.name} must be"))
@@ -143,16 +144,29 @@ def test_bare_booleans_and_their_negation():
     assert cli.resolve(survey.COMMANDS["build"], ["--zip", "--out", "pkg"]).zip is True
 
 
+def test_a_switch_named_no_x_turns_off_again_after_a_preset_turned_it_on(tmp_path):
+    module = load("train/cyclegan.py")
+    (tmp_path / "flipless.toml").write_text("no_flip = true\n")
+    preset = ["--preset", str(tmp_path / "flipless.toml")]
+    assert cli.resolve(module.COMMAND, preset).no_flip is True
+    for off in (["--no_flip", "false"], ["--no_flip=false"], ["--no_flip", "FALSE"]):
+        assert cli.resolve(module.COMMAND, [*preset, *off]).no_flip is False
+    with pytest.raises(ConfigError, match=r"^unknown flag --no_no_flip \(did you mean --no_flip\?\)"):
+        cli.resolve(module.COMMAND, ["--no_no_flip"])
+    with pytest.raises(ConfigError, match=r"^--no_flip is a switch: give --no_flip, --no_flip=false$"):
+        cli.resolve(module.COMMAND, ["--no_flip=maybe"])
+
+
 def test_negative_numbers_and_lists_of_them_are_values_not_flags():
     stylize = load("eval/stylize.py")
     for argv in (["--style_mix", "-1,2"], ["--style_mix=-1,2"], ["--style_mix", "-1", "2"]):
-        with pytest.raises(config.ConfigError, match=r"^--style_mix must be at least 0; got -1\.0$"):
+        with pytest.raises(ConfigError, match=r"^--style_mix must be at least 0; got -1\.0$"):
             cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", *argv])
-    with pytest.raises(config.ConfigError, match=r"^--style_index must be at least 0; got -1$"):
+    with pytest.raises(ConfigError, match=r"^--style_index must be at least 0; got -1$"):
         cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", "--style_index", "-1"])
-    with pytest.raises(config.ConfigError, match=r"^--style_mix expects a list \(give --style_mix VALUE"):
+    with pytest.raises(ConfigError, match=r"^--style_mix expects a list \(give --style_mix VALUE"):
         cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", "--style_mix", "--style_index", "1"])
-    with pytest.raises(config.ConfigError, match=r"^--style_index 1 and --style_mix both pick the style: give one"):
+    with pytest.raises(ConfigError, match=r"^--style_index 1 and --style_mix both pick the style: give one"):
         cli.resolve(stylize.COMMAND, ["runs/x", "--input", "in", "--out", "out", "--style_mix", "1,2",
                                       "--style_index", "1"])
 
@@ -166,7 +180,7 @@ from dataclasses import dataclass
 import torch.distributed as dist
 from brushwork import cli
 from brushwork.core import distributed
-from brushwork.core.config import Config, setting
+from brushwork.schemas.fields import Config, setting
 
 @dataclass(frozen=True)
 class RankConfig(Config):

@@ -9,10 +9,11 @@ from conftest import assert_one_error_line, run_script
 
 from brushwork import cli
 from brushwork.core import presets
-from brushwork.core.config import Config, build, load_config, setting
+from brushwork.core.config import build, load_config
 from brushwork.core.errors import ConfigError
 from brushwork.core.presets import load_preset, to_toml
 from brushwork.schemas.data import ShardConfig
+from brushwork.schemas.fields import Config, setting
 from brushwork.schemas.gatys import PAIR_KEYS, RENDER_KEYS, GatysConfig
 from brushwork.schemas.train import CycleGANConfig, FastStyleConfig
 
@@ -41,7 +42,7 @@ def test_inheritance_loop_is_an_error(tmp_path):
 
 def test_bad_preset_key_type_and_range_name_the_file(tmp_path):
     (tmp_path / "p.toml").write_text('epoch = 3\n')
-    with pytest.raises(ConfigError, match=r"p.toml: unknown key 'epoch'; valid keys: data, run_dir, "):
+    with pytest.raises(ConfigError, match=r"p.toml: unknown key 'epoch' \(did you mean epochs\?\); valid keys: data, run_dir, "):
         load_config(CycleGANConfig, tmp_path / "p.toml")
     (tmp_path / "q.toml").write_text('epochs = "many"\n')
     with pytest.raises(ConfigError, match=r"q.toml: epochs expects an integer, got 'many'"):
@@ -62,47 +63,49 @@ def test_unknown_preset_lists_known_ones():
         load_config(CycleGANConfig, "picasso", tool="cyclegan")
 
 
-def test_overrides_are_typed_and_bounded():
-    cfg = load_config(CycleGANConfig, "monet", {"epochs": "12", "lr": 1, "no-flip": "true", "max_steps": 5.0,
-                                                 "num_workers": "3"}, tool="cyclegan")
-    assert (cfg.epochs, cfg.lr, cfg.no_flip, cfg.max_steps, cfg.num_workers) == (12, 1.0, True, 5, 3)
+def test_file_values_are_typed_and_bounded():
+    # a pairs file's CSV cells are text; each is converted to the field's type and bounded, errors name file:line
+    cfg = build(CycleGANConfig, {"epochs": "12", "lr": 1, "no-flip": "true", "max_steps": 5.0, "num_workers": "3"},
+                "p.csv:2", base=load_config(CycleGANConfig, "monet", tool="cyclegan"))
+    assert (cfg.epochs, cfg.lr, cfg.no_flip, cfg.max_steps, cfg.num_workers, cfg.dataset) == (12, 1.0, True, 5, 3,
+                                                                                               "monet")
     assert isinstance(cfg.lr, float)
-    with pytest.raises(ConfigError, match=r"--epochs expects an integer, got 'abc'"):
-        build(CycleGANConfig, {"epochs": "abc"})
-    with pytest.raises(ConfigError, match=r"--lr expects a number, got 'fast'"):
-        build(CycleGANConfig, {"lr": "fast"})
-    with pytest.raises(ConfigError, match=r"--epochs expects an integer, got True"):
-        build(CycleGANConfig, {"epochs": True})
-    with pytest.raises(ConfigError, match=r"--mixed_precision expects one of no, bf16, fp16 or none, got 'fp8'"):
-        build(CycleGANConfig, {"mixed_precision": "fp8"})
+    with pytest.raises(ConfigError, match=r"^p.csv:2: epochs expects an integer, got 'abc'$"):
+        build(CycleGANConfig, {"epochs": "abc"}, "p.csv:2")
+    with pytest.raises(ConfigError, match=r"^p.csv:2: lr expects a number, got 'fast'$"):
+        build(CycleGANConfig, {"lr": "fast"}, "p.csv:2")
+    with pytest.raises(ConfigError, match=r"^p.csv:2: epochs expects an integer, got True$"):
+        build(CycleGANConfig, {"epochs": True}, "p.csv:2")
+    with pytest.raises(ConfigError, match=r"^p.csv:2: mixed_precision expects one of no, bf16, fp16 or none, got 'fp8'"):
+        build(CycleGANConfig, {"mixed_precision": "fp8"}, "p.csv:2")
     for flag, value, bound in (("max_steps", -3, "at least 1"), ("max_steps", 0, "at least 1"),
                                ("batch_size", 0, "between 1 and 4096"), ("lr", -1e-4, "at least 0"),
                                ("beta1", 1.0, "between 0 and 0.999999")):
-        with pytest.raises(ConfigError, match=rf"--{flag} must be {bound}; got {value}"):
-            build(CycleGANConfig, {flag: value})
+        with pytest.raises(ConfigError, match=rf"^p.csv:2: {flag} must be {bound}; got {value}$"):
+            build(CycleGANConfig, {flag: value}, "p.csv:2")
 
 
 def test_list_items_are_bounded_and_choices_are_literals():
-    with pytest.raises(ConfigError, match=r"--multiscale must be between 16 and 16384; got 4"):
-        build(GatysConfig, {"multiscale": "4,512"})
-    with pytest.raises(ConfigError, match=r"--pooling expects one of avg, max, got 'mean'"):
-        build(GatysConfig, {"pooling": "mean"})
-    assert build(GatysConfig, {"pooling": "MAX"}).pooling == "max"
+    with pytest.raises(ConfigError, match=r"^f: multiscale must be between 16 and 16384; got 4$"):
+        build(GatysConfig, {"multiscale": "4,512"}, "f")
+    with pytest.raises(ConfigError, match=r"^f: pooling expects one of avg, max, got 'mean'$"):
+        build(GatysConfig, {"pooling": "mean"}, "f")
+    assert build(GatysConfig, {"pooling": "MAX"}, "f").pooling == "max"
 
 
 def test_cross_field_rules_hold_for_every_construction():
-    with pytest.raises(ConfigError, match=r"--part must be below --parts \(2\); got 2"):
-        build(GatysConfig, {"part": 2, "parts": 2})
+    with pytest.raises(ConfigError, match=r"^f: --part must be below --parts \(2\); got 2"):
+        build(GatysConfig, {"part": 2, "parts": 2}, "f")
     with pytest.raises(ConfigError, match=r"3 style layers but 2 style_layer_weights"):
-        build(GatysConfig, {"style_layers": "conv1_1,conv2_1,conv3_1", "style_layer_weights": "1,2"})
+        build(GatysConfig, {"style_layers": "conv1_1,conv2_1,conv3_1", "style_layer_weights": "1,2"}, "f")
     with pytest.raises(ConfigError, match=r"--job_index must be below --num_jobs"):
         ShardConfig(job_index=3, num_jobs=2)
     with pytest.raises(ConfigError, match=r"--max_side 3 would shrink every image"):
-        build(ShardConfig, {"max_side": 3})
+        build(ShardConfig, {"max_side": 3}, "f")
     with pytest.raises(ConfigError):  # dataclasses.replace goes through the same checks
         CycleGANConfig().replace(crop_size=999)
     with pytest.raises(ConfigError, match=r"^--style lists a.jpg more than once; give each style image once$"):
-        build(FastStyleConfig, {"style": "a.jpg,b.jpg,a.jpg"})
+        cli.resolve(cli.Command(FastStyleConfig, lambda c: 0, "x"), ["--style", "a.jpg,b.jpg,a.jpg"])
 
 
 def test_pair_keys_are_derived_from_the_schema():
@@ -113,11 +116,13 @@ def test_pair_keys_are_derived_from_the_schema():
 
 def test_unknown_flag_lists_valid_ones_and_suggests():
     with pytest.raises(ConfigError) as err:
-        build(CycleGANConfig, {"epoch": 3})
+        cli.resolve(cli.Command(CycleGANConfig, lambda c: 0, "x"), ["--epocs", "3"])
     message = str(err.value)
-    assert message.startswith("unknown flag --epoch (did you mean --epochs?); valid flags: --data, --run_dir, ")
+    assert message.startswith("unknown flag --epocs (did you mean --epochs?); valid flags: --data, --run_dir, ")
     for f in dataclasses.fields(CycleGANConfig):
         assert f"--{f.name}" in message
+    with pytest.raises(ConfigError, match=r"^f:3: unknown key 'epoch' \(did you mean epochs\?\); valid keys: data, "):
+        build(CycleGANConfig, {"epoch": 3}, "f:3")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,19 +138,19 @@ class Mixed(Config):
 
 
 def test_resolved_toml_round_trips(tmp_path):
-    for cfg in (load_config(CycleGANConfig, "vangogh", {"lr": 3e-5, "resume": "auto", "mixed_precision": "bf16"},
-                            tool="cyclegan"),
-                Mixed(), build(Mixed, {"layers": "a,b,c", "cap": 7, "weights": [1, 2], "mode": "b"})):
+    vangogh = load_config(CycleGANConfig, "vangogh", tool="cyclegan")
+    for cfg in (vangogh.replace(lr=3e-5, resume="auto", mixed_precision="bf16"),
+                Mixed(), build(Mixed, {"layers": "a,b,c", "cap": 7, "weights": [1, 2], "mode": "b"}, "f")):
         path = presets.write_resolved(cfg, tmp_path / type(cfg).__name__)
         assert load_config(type(cfg), path) == cfg
         assert path.read_text() == to_toml(cfg)
 
 
 def test_list_and_optional_overrides():
-    cfg = build(Mixed, {"layers": "conv4_2, relu3_1", "cap": "none", "weights": "0.5,1"})
+    cfg = build(Mixed, {"layers": "conv4_2, relu3_1", "cap": "none", "weights": "0.5,1"}, "f")
     assert cfg.layers == ("conv4_2", "relu3_1") and cfg.cap is None and cfg.weights == (0.5, 1.0)
-    with pytest.raises(ConfigError, match=r"--weights expects a list of numbers"):
-        build(Mixed, {"weights": "a,b"})
+    with pytest.raises(ConfigError, match=r"^f: weights expects a list of numbers"):
+        build(Mixed, {"weights": "a,b"}, "f")
 
 
 def test_the_command_line_parser():

@@ -8,8 +8,8 @@ import warnings
 from dataclasses import dataclass
 
 from brushwork import cli
-from brushwork.core.config import Config, setting
 from brushwork.core.progress import Progress, duration, print_line
+from brushwork.schemas.fields import Config, setting
 
 
 def above_the_bar(text: str, line: str) -> bool:

@@ -29,6 +29,14 @@ EXIT_PIPE = 141
 DEBUG_ENV = "BRUSHWORK_DEBUG"
 
 
+def one_line_warnings() -> None:
+    """Every warning from here on as one line (above a progress bar while one is drawn)."""
+    import warnings
+
+    warnings.formatwarning = one_line_warning
+    warnings.showwarning = show_warning
+
+
 def one_line_warning(message, category, filename, lineno, line=None) -> str:
     """Warnings (ours and the libraries') as one line each, without the source line under them."""
     return f"warning: {message}\n"
@@ -99,6 +107,21 @@ def silence_stdout() -> None:
     """After a closed pipe, point stdout at /dev/null so the interpreter's final flush stays quiet."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+
+
+def finish(code: int) -> int:
+    """``code``, or leave now where a rank of a distributed job must (after its process group ended, or
+    after it failed while other ranks may still wait on it)."""
+    if distributed.group_ended():
+        exit_after_distributed(code)
+    if code and distributed.has_started() and distributed.world_size() > 1:
+        # A rank that failed mid-job leaves at once: its teardown (the DataLoader's workers, the process
+        # group) can wait forever on ranks still blocked in a collective, and the launcher only stops
+        # the others once this process has exited. The line is printed; nothing else is owed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def exit_after_distributed(code: int) -> None:

@@ -18,7 +18,6 @@ import torch
 from PIL import Image
 
 from brushwork.core import distributed, presets
-from brushwork.core.config import fields_with_role
 from brushwork.core.errors import BrushworkError, ImageError
 from brushwork.core.fileio import distinct_stems, inside
 from brushwork.core.log import say
@@ -29,6 +28,7 @@ from brushwork.evaluation import results_page
 from brushwork.evaluation.ledger import Ledger, input_fingerprint, refuse_changes
 from brushwork.evaluation.translate import stream_size_batches, test_scale
 from brushwork.schemas.eval import RENDER
+from brushwork.schemas.fields import fields_with_role
 
 Forward = Callable[[list[Image.Image]], list[Image.Image]]
 # The results page's own images (input copies, reconstructions) live in a hidden folder: every image

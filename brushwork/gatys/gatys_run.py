@@ -43,6 +43,7 @@ from brushwork.data.images import (
 from brushwork.gatys import objective as gatys
 from brushwork.gatys import optim
 from brushwork.models.vgg import VGGFeatures, layer_index, layer_names
+from brushwork.schemas.fields import spellings_of
 from brushwork.schemas.gatys import PAIR_KEYS, RENDER_KEYS, GatysConfig
 
 
@@ -159,7 +160,8 @@ def _pairs_file(path: Path, cfg: GatysConfig) -> list[Pair]:
     """The pairs of a file; rows with equal overrides share one config, paths are resolved once each."""
     configs: dict[str, GatysConfig] = {}
     resolved: dict[str, str] = {}
-    renamed = config.renamed_of(GatysConfig)  # a pairs file written for an earlier version ("size") still reads
+    # a pairs file written for an earlier version ("size") still reads
+    renamed = spellings_of(GatysConfig, renamed_only=True)
 
     def resolve(p: str) -> str:
         if p not in resolved:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from brushwork.core.config import Config, setting
+from brushwork.schemas.fields import Config, setting
 
 BlockConv = Literal["winograd", "direct"]
 

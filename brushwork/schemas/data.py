@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from brushwork.core.config import Config, setting
 from brushwork.core.errors import BrushworkError, ConfigError
 from brushwork.core.fileio import is_within, safe_name
+from brushwork.schemas.fields import Config, setting
 
 DEFAULT_MAX_PIXELS = 80_000_000  # ~9000 x 9000: past this, decoding alone takes GBs of memory
 

@@ -8,10 +8,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from brushwork.core.config import Config, setting
 from brushwork.core.errors import ConfigError
 from brushwork.core.fileio import refuse_output_file, refuse_output_inside
 from brushwork.schemas.data import DEFAULT_MAX_PIXELS
+from brushwork.schemas.fields import Config, setting
 
 TestScale = Literal["none", "resize", "scale_width", "scale_shorter_side", "scale_longer_side"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from brushwork.core.config import Config, fields_with_role, setting
 from brushwork.core.errors import ConfigError
 from brushwork.core.fileio import refuse_output_inside
 from brushwork.schemas.data import DEFAULT_MAX_PIXELS
+from brushwork.schemas.fields import Config, fields_with_role, setting
 
 PAIR, RENDER = "pair", "render"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from brushwork.core.config import Config, setting
 from brushwork.core.errors import ConfigError
+from brushwork.schemas.fields import Config, setting
 
 Precision = Literal["no", "bf16", "fp16"]
 Tracker = Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive", "swanlab", "trackio",
