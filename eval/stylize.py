@@ -126,7 +126,7 @@ def main_adain(cfg: StylizeConfig) -> int:
     page = [p for i, p in enumerate(cfg.style) if not weights or weights[i] > 0]
     return apply_folder(cfg, partial(stylize_adain, net, styles, weights, cfg, device=device), used,
                         domain=cfg.domain, tool="stylize", title=f"{cfg.run}: {shown}",
-                        weights=f"{network_fingerprint(net.decoder)}:{digest}", page_fixed=("style", page))
+                        weights=f"{network_fingerprint(net)}:{digest}", page_fixed=("style", page))
 
 
 def main(cfg: StylizeConfig) -> int:

@@ -255,6 +255,18 @@ def test_stylize_interpolates_trades_off_and_keeps_colours(tmp_path):
     assert_one_error_line(proc, "1 --style_weights for 2 --style image(s)")
 
 
+def test_a_rerun_with_another_encoder_is_refused_as_a_changed_network(tmp_path):
+    export_folder(tmp_path / "model")
+    photos = odd_photos(tmp_path / "photos")
+    args = ["eval/stylize.py", tmp_path / "model", "--input", photos, "--out", tmp_path / "out", "--style",
+            STYLES / "the_scream.jpg", "--style_size", 48]
+    assert run_script(*args).returncode == 0
+    assert run_script(*args).returncode == 0  # the same network: every output is done
+    export_folder(tmp_path / "other", seed=1)
+    (tmp_path / "model" / "encoder.pth").write_bytes((tmp_path / "other" / "encoder.pth").read_bytes())
+    assert_one_error_line(run_script(*args), "holds 2 output(s) this run would not write as they are")
+
+
 def test_onnx_export_takes_content_and_style_at_any_size(tmp_path):
     pytest.importorskip("onnxruntime")
     import onnxruntime
