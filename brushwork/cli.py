@@ -119,10 +119,10 @@ def _tyro(cls: type, base: Any, tokens: list[str], prog: str = "", doc: str = ""
     for f in dataclasses.fields(cls):
         meta, tp = f.metadata, schema.field_types(cls)[f.name]
         bounded = meta["min"] is not None or meta["max"] is not None
-        text = meta["help"] + (f"; {schema.bounds_text(meta['min'], meta['max'])}" if bounded else "") + (
-            "; required" if meta["required"] else "") + "".join(
-            f" ({word} --{', --'.join(meta[key])})" for key, word in (("alias", "also"), ("renamed", "formerly"))
-            if meta[key])
+        text = meta["help"] + (f"; {schema.bounds_text(meta['min'], meta['max'])}" if bounded else "")
+        text += "; required" if meta["required"] else ""
+        text += "".join(f" ({word} --{', --'.join(meta[key])})"
+                        for key, word in (("alias", "also"), ("renamed", "formerly")) if meta[key])
         marks: list[Any] = [tyro.conf.arg(help=text, metavar=f.name.upper() if meta["positional"] else None)]
         marks += [tyro.conf.Positional] if meta["positional"] else []
         marks += [tyro.conf.FlagConversionOff] if tp is bool and f.name.startswith("no_") else []
@@ -137,9 +137,12 @@ def _tyro(cls: type, base: Any, tokens: list[str], prog: str = "", doc: str = ""
         if not e.code:
             raise _Help(said.getvalue()) from None
         blocks: list[list[str]] = [[]]  # tyro's box: a title, the message, the argument's help, between rules
-        for line in (line.strip(" │╭╮╰╯") for line in said.getvalue().splitlines()):
-            blocks += [[]] if line and set(line) <= set("-─") else []
-            blocks[-1] += [line] if line and not set(line) <= set("-─") else []
+        for line in said.getvalue().splitlines():
+            line = line.strip(" │╭╮╰╯")
+            if line and set(line) <= set("-─"):
+                blocks.append([])
+            elif line:
+                blocks[-1].append(line)
         raise ConfigError(" ".join(next((b for b in blocks[1:] if b), blocks[0]))) from None
     return cls(**{f.name: getattr(parsed, f.name) for f in dataclasses.fields(cls)})
 
