@@ -115,9 +115,9 @@ def _tyro(cls: type, base: Any, tokens: list[str], prog: str = "", doc: str = ""
     ConfigError line; its help the text of a ``_Help``."""
     import tyro
 
-    specs = []
+    specs, types_ = [], schema.field_types(cls)
     for f in dataclasses.fields(cls):
-        meta, tp = f.metadata, schema.field_types(cls)[f.name]
+        meta, tp = f.metadata, types_[f.name]
         bounded = meta["min"] is not None or meta["max"] is not None
         text = meta["help"] + (f"; {schema.bounds_text(meta['min'], meta['max'])}" if bounded else "")
         text += "; required" if meta["required"] else ""

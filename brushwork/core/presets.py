@@ -25,8 +25,6 @@ INHERIT_KEY = "inherit"
 LAUNCH_TABLE = "launch"  # in a run's config.toml: what accelerate decided (processes, precision, dynamo)
 
 
-
-
 def preset_path(tool: str, name_or_path: str | os.PathLike) -> Path:
     """``brushwork/presets/{tool}/{name}.toml`` for a bare name, else the path as given."""
     text = str(name_or_path)
@@ -69,8 +67,6 @@ def load_preset(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[s
 
 # ---------------------------------------------------------------------------------------------
 # A command's resolved config, as TOML
-
-
 
 
 def _toml_value(value: Any) -> str:
